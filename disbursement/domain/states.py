@@ -1,0 +1,78 @@
+"""Transfer and batch states, and the only transitions allowed between them."""
+from __future__ import annotations
+
+import enum
+
+
+class TransferStatus(enum.StrEnum):
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    QUEUED = "queued"
+    SENT = "sent"
+    UNKNOWN = "unknown"
+    AVAILABLE = "available"
+    PAID = "paid"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    RETURNED = "returned"
+    CANCELLED = "cancelled"
+    ON_HOLD = "on_hold"
+
+
+S = TransferStatus
+
+TERMINAL: frozenset[TransferStatus] = frozenset({S.PAID, S.RETURNED, S.CANCELLED})
+# Attempts that are over and leave the instruction free for a new attempt.
+CLOSED_ATTEMPT: frozenset[TransferStatus] = frozenset({S.REJECTED, S.FAILED, S.CANCELLED, S.RETURNED})
+LIVE: frozenset[TransferStatus] = frozenset(TransferStatus) - CLOSED_ATTEMPT
+# Money left the programme's budget once the batch was released.
+RELEASED: frozenset[TransferStatus] = frozenset(
+    {S.QUEUED, S.SENT, S.UNKNOWN, S.AVAILABLE, S.PAID, S.EXPIRED, S.RETURNED, S.REJECTED, S.FAILED})
+
+TRANSITIONS: dict[TransferStatus, frozenset[TransferStatus]] = {
+    S.PENDING_APPROVAL: frozenset({S.APPROVED, S.CANCELLED, S.ON_HOLD}),
+    S.APPROVED: frozenset({S.QUEUED, S.CANCELLED, S.ON_HOLD}),
+    S.ON_HOLD: frozenset({S.APPROVED, S.CANCELLED}),
+    S.QUEUED: frozenset({S.SENT, S.UNKNOWN, S.FAILED, S.REJECTED}),
+    # A partner may report `paid` before we heard `available`: accepted.
+    S.SENT: frozenset({S.AVAILABLE, S.PAID, S.REJECTED, S.UNKNOWN, S.CANCELLED}),
+    S.UNKNOWN: frozenset({S.SENT, S.AVAILABLE, S.PAID, S.REJECTED, S.QUEUED, S.FAILED}),
+    S.AVAILABLE: frozenset({S.PAID, S.EXPIRED, S.CANCELLED}),
+    S.EXPIRED: frozenset({S.RETURNED, S.PAID}),
+    S.PAID: frozenset(),
+    S.RETURNED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.FAILED: frozenset(),
+}
+
+
+def allowed_sources(target: TransferStatus) -> frozenset[TransferStatus]:
+    """The states from which `target` may be reached (for conditional updates)."""
+    return frozenset(src for src, targets in TRANSITIONS.items() if target in targets)
+
+
+class IllegalTransition(ValueError):
+    """Raised when a transition outside TRANSITIONS is asked for."""
+
+
+def check_transition(source: TransferStatus, target: TransferStatus) -> None:
+    if target not in TRANSITIONS[source]:
+        raise IllegalTransition(f"{source} -> {target}")
+
+
+class BatchStatus(enum.StrEnum):
+    DRAFT = "draft"            # planned, the maker has not submitted it yet
+    SUBMITTED = "submitted"    # waiting for approver(s)
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    RELEASED = "released"      # outbox written, dispatch under way
+
+
+class Role(enum.StrEnum):
+    MAKER = "maker"
+    APPROVER = "approver"
+    AUDITOR = "auditor"
+    MONITOR = "monitor"
+    ADMIN = "admin"
