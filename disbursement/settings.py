@@ -1,0 +1,111 @@
+"""Configuration, read once from the environment and typed.
+
+Every setting has a documented default that makes the embedded mode work on one
+machine (SQLite file, jobs in-process). Secrets never have defaults in code: the
+embedded mode generates them once into `var/secrets.json` (mode 0600), and
+production passes them in the environment.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_DIR = ROOT / "config"
+DEFAULT_VAR_DIR = ROOT / "var"
+
+BATCH_SIZE_TRANSFERS = 50_000
+DISPATCH_CHUNK_TRANSFERS = 2_000
+# Batches whose total is above this need a second, different approver.
+SECOND_APPROVAL_ABOVE_CENTIMES = 5_000_000_00
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+API_TOKEN_TTL_SECONDS = 8 * 3600
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str | None
+    config_dir: Path
+    var_dir: Path
+    batch_size: int = BATCH_SIZE_TRANSFERS
+    chunk_size: int = DISPATCH_CHUNK_TRANSFERS
+    second_approval_above_centimes: int = SECOND_APPROVAL_ABOVE_CENTIMES
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    token_ttl_seconds: int = API_TOKEN_TTL_SECONDS
+    connector_timeout_seconds: float = 10.0
+    data_key: bytes = field(default=b"", repr=False)
+    # partner code -> active HMAC keys (two during a rotation)
+    partner_keys: Mapping[str, tuple[bytes, ...]] = field(default_factory=dict, repr=False)
+    # partner code -> base URL override (simulator ports, production endpoints)
+    partner_urls: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def embedded_jobs(self) -> bool:
+        return not self.redis_url
+
+    def with_overrides(self, **overrides: Any) -> "Settings":
+        return replace(self, **overrides)
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    return default if raw in (None, "") else int(raw)
+
+
+def _local_secrets(var_dir: Path) -> dict[str, str]:
+    """Secrets for the embedded mode, generated on first use, kept on disk."""
+    path = var_dir / "secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    var_dir.mkdir(parents=True, exist_ok=True)
+    generated = {"DISBURSE_DATA_KEY": base64.b64encode(secrets.token_bytes(32)).decode()}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(generated, fh)
+    return generated
+
+
+def partner_key_env(code: str) -> str:
+    return f"PARTNER_{code.upper()}_HMAC_KEYS"
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    var_dir = Path(env.get("DISBURSE_VAR_DIR") or DEFAULT_VAR_DIR)
+    config_dir = Path(env.get("DISBURSE_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{var_dir / 'disburse.db'}"
+    if "DISBURSE_DATA_KEY" not in env and database_url.startswith("sqlite"):
+        env = {**_local_secrets(var_dir), **env}
+    raw_key = env.get("DISBURSE_DATA_KEY", "")
+    if not raw_key:
+        raise RuntimeError("DISBURSE_DATA_KEY is not set (base64 of 32 random bytes)")
+    partner_keys = {
+        name[len("PARTNER_"):-len("_HMAC_KEYS")]: tuple(k.encode() for k in value.split(",") if k)
+        for name, value in env.items()
+        if name.startswith("PARTNER_") and name.endswith("_HMAC_KEYS")
+    }
+    partner_urls = {
+        name[len("PARTNER_"):-len("_URL")]: value
+        for name, value in env.items() if name.startswith("PARTNER_") and name.endswith("_URL")
+    }
+    return Settings(
+        database_url=database_url,
+        redis_url=env.get("REDIS_URL") or None,
+        config_dir=config_dir,
+        var_dir=var_dir,
+        batch_size=_int(env, "BATCH_SIZE_TRANSFERS", BATCH_SIZE_TRANSFERS),
+        chunk_size=_int(env, "DISPATCH_CHUNK_TRANSFERS", DISPATCH_CHUNK_TRANSFERS),
+        second_approval_above_centimes=_int(
+            env, "SECOND_APPROVAL_ABOVE_CENTIMES", SECOND_APPROVAL_ABOVE_CENTIMES),
+        max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", MAX_UPLOAD_BYTES),
+        token_ttl_seconds=_int(env, "API_TOKEN_TTL_SECONDS", API_TOKEN_TTL_SECONDS),
+        data_key=base64.b64decode(raw_key),
+        partner_keys=partner_keys,
+        partner_urls=partner_urls,
+    )
