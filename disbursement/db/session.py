@@ -40,5 +40,6 @@ class UnitOfWork:
         try:
             yield session
         finally:
-            session.rollback()
+            # close() rolls back whatever was not committed without expiring
+            # the objects a use case hands back to its caller.
             session.close()

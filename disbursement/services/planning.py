@@ -1,0 +1,207 @@
+"""Cycle planning: eligible households become payment instructions, each with
+a first transfer routed to a partner and grouped into batches per partner.
+
+Idempotent by construction: an instruction is unique per program, period and
+household in the database, and only households without one are read, so
+planning the same cycle twice creates nothing new (and planning again after a
+new registry import adds only the newcomers, in new batches).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from disbursement.db.models import (Batch, Cycle, Household, PaymentInstruction, Transfer,
+                                    TransferEvent, utcnow)
+from disbursement.domain.entitlement import Composition, ProgramRules
+from disbursement.domain.references import new_reference
+from disbursement.domain.routing import route
+from disbursement.domain.states import BatchStatus, Role, TransferStatus
+from disbursement.services import audit
+from disbursement.services.context import Services
+from disbursement.services.upsert import insert_ignore
+from disbursement.services.users import Actor
+
+HOUSEHOLDS_PER_STEP = 5_000
+PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+class BadPeriod(ValueError):
+    """Raised when a period is not YYYY-MM."""
+
+
+class UnknownProgram(LookupError):
+    """Raised when no rule file in config/programs/ defines the program."""
+
+
+@dataclass
+class PlanResult:
+    cycle_id: int
+    program: str
+    period: str
+    eligible_new: int = 0
+    instructions_created: int = 0
+    unroutable: int = 0
+    amount_centimes: int = 0
+    batches_created: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _OpenBatch:
+    id: int
+    count: int = 0
+    total: int = 0
+
+
+def parse_period(period: str) -> int:
+    match = PERIOD_RE.match(period)
+    if not match:
+        raise BadPeriod(f"period {period!r} is not YYYY-MM")
+    return int(match.group(1))
+
+
+def plan_cycle(svc: Services, program_code: str, period: str, actor: Actor,
+               progress=None) -> PlanResult:
+    actor.require(Role.MAKER)
+    year = parse_period(period)
+    rules = svc.programs.get(program_code)
+    if rules is None:
+        raise UnknownProgram(f"unknown program {program_code!r}")
+    rules.amounts_for(year)  # fail early when the year has no rule
+    with svc.uow() as session:
+        cycle = _get_or_create_cycle(session, program_code, period, actor)
+        result = PlanResult(cycle.id, program_code, period)
+        planner = _Planner(svc, session, rules, year, cycle, actor, result)
+        for chunk in _new_eligible(session, rules, program_code, period):
+            planner.add(chunk)
+            if progress:
+                progress(len(chunk))
+        planner.close_batches()
+        audit.record(session, actor.username, "cycle.plan", "cycle", cycle.id,
+                     {"program": program_code, "period": period,
+                      "instructions_created": result.instructions_created,
+                      "amount_centimes": result.amount_centimes,
+                      "batches": result.batches_created, "unroutable": result.unroutable})
+        session.commit()
+        return result
+
+
+def _get_or_create_cycle(session: Session, program: str, period: str, actor: Actor) -> Cycle:
+    insert_ignore(session, Cycle.__table__,
+                  [{"program": program, "period": period, "planned_by": actor.username,
+                    "created_at": utcnow()}], key=["program", "period"])
+    return session.execute(select(Cycle).where(Cycle.program == program, Cycle.period == period)
+                           ).scalar_one()
+
+
+def _new_eligible(session: Session, rules: ProgramRules, program: str, period: str):
+    """Eligible households without an instruction, in keyset-paginated steps."""
+    already = (select(PaymentInstruction.id)
+               .where(PaymentInstruction.program == program, PaymentInstruction.period == period,
+                      PaymentInstruction.household_pk == Household.id).exists())
+    stmt = (select(Household.id, Household.region_code, Household.channel, Household.partner_code,
+                   Household.children_0_5, Household.children_schooled_6_20,
+                   Household.children_unschooled_6_20, Household.disabled_children,
+                   Household.orphan, Household.flat_rate)
+            .where(Household.score_micro <= rules.score_max_micro,
+                   Household.suspended.is_(False), ~already)
+            .order_by(Household.id).limit(HOUSEHOLDS_PER_STEP))
+    last_id = 0
+    while True:
+        rows = session.execute(stmt.where(Household.id > last_id)).all()
+        if not rows:
+            return
+        yield rows
+        last_id = rows[-1].id
+
+
+class _Planner:
+    def __init__(self, svc: Services, session: Session, rules: ProgramRules, year: int,
+                 cycle: Cycle, actor: Actor, result: PlanResult) -> None:
+        self.svc, self.session, self.rules, self.year = svc, session, rules, year
+        self.cycle, self.actor, self.result = cycle, actor, result
+        self.open: dict[str, _OpenBatch] = {}
+        self.next_seq = {code: seq for code, seq in session.execute(
+            select(Batch.partner_code, func.max(Batch.seq)).where(Batch.cycle_id == cycle.id)
+            .group_by(Batch.partner_code)).tuples()}
+        self.entitle = lru_cache(maxsize=4096)(lambda comp: rules.entitlement(year, comp))
+        self.route = lru_cache(maxsize=4096)(
+            lambda region, channel, chosen: route(svc.partners, rules.default_partner_by_region,
+                                                  region, channel, chosen))
+
+    def add(self, households) -> None:
+        now = utcnow()
+        instructions, plans = [], []
+        for h in households:
+            ent = self.entitle(Composition(h.children_0_5, h.children_schooled_6_20,
+                                           h.children_unschooled_6_20, h.disabled_children,
+                                           bool(h.orphan), bool(h.flat_rate)))
+            chosen = self.route(h.region_code, h.channel, h.partner_code)
+            instructions.append({
+                "cycle_id": self.cycle.id, "program": self.rules.code,
+                "period": self.result.period, "household_pk": h.id,
+                "amount_centimes": ent.amount_centimes, "currency": self.rules.currency,
+                "lines": [[line.code, line.amount_centimes] for line in ent.lines],
+                "partner_code": chosen.partner_code, "route_reason": chosen.reason,
+                "created_at": now})
+            plans.append((h.channel, chosen.partner_code, ent.amount_centimes))
+        self.result.eligible_new += len(instructions)
+        ids = self.session.execute(insert(PaymentInstruction).returning(
+            PaymentInstruction.id, sort_by_parameter_order=True), instructions).scalars().all()
+        self.result.instructions_created += len(ids)
+        transfers = []
+        for instruction_id, (channel, partner_code, amount) in zip(ids, plans):
+            if partner_code is None:
+                self.result.unroutable += 1
+                continue
+            batch = self._batch_for(partner_code)
+            chunk_no = batch.count // self.svc.settings.chunk_size
+            batch.count += 1
+            batch.total += amount
+            self.result.amount_centimes += amount
+            transfers.append({
+                "instruction_id": instruction_id, "batch_id": batch.id,
+                "reference": new_reference(), "attempt": 1, "partner_code": partner_code,
+                "channel": channel, "amount_centimes": amount, "currency": self.rules.currency,
+                "status": TransferStatus.PENDING_APPROVAL.value, "chunk_no": chunk_no,
+                "updated_at": now})
+        if transfers:
+            transfer_ids = self.session.execute(insert(Transfer).returning(
+                Transfer.id, sort_by_parameter_order=True), transfers).scalars().all()
+            self.session.execute(insert(TransferEvent), [
+                {"transfer_id": tid, "at": now, "from_status": None,
+                 "to_status": TransferStatus.PENDING_APPROVAL.value, "source": "officer",
+                 "actor": self.actor.username, "detail": "planned"} for tid in transfer_ids])
+
+    def _batch_for(self, partner_code: str) -> _OpenBatch:
+        batch = self.open.get(partner_code)
+        if batch is not None and batch.count < self.svc.settings.batch_size:
+            return batch
+        if batch is not None:
+            self._close(batch)
+        seq = self.next_seq.get(partner_code, 0) + 1
+        self.next_seq[partner_code] = seq
+        row = Batch(cycle_id=self.cycle.id, partner_code=partner_code, seq=seq,
+                    status=BatchStatus.DRAFT.value, transfer_count=0, total_centimes=0,
+                    currency=self.rules.currency, approvals_required=1,
+                    created_by=self.actor.username)
+        self.session.add(row)
+        self.session.flush()
+        self.result.batches_created.append(row.id)
+        self.open[partner_code] = batch = _OpenBatch(row.id)
+        return batch
+
+    def _close(self, batch: _OpenBatch) -> None:
+        threshold = self.svc.settings.second_approval_above_centimes
+        self.session.execute(update(Batch).where(Batch.id == batch.id).values(
+            transfer_count=batch.count, total_centimes=batch.total,
+            approvals_required=2 if batch.total > threshold else 1))
+
+    def close_batches(self) -> None:
+        for batch in self.open.values():
+            self._close(batch)
+        self.open.clear()

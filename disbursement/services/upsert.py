@@ -1,0 +1,31 @@
+"""INSERT ... ON CONFLICT for both dialects we run on."""
+from __future__ import annotations
+
+from sqlalchemy import Table
+from sqlalchemy.orm import Session
+
+
+def _dialect_insert(session: Session, table: Table):
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def upsert(session: Session, table: Table, rows: list[dict], key: list[str],
+           keep: list[str] = ()) -> None:
+    """Inserts rows; on a key conflict updates every column except the key,
+    the primary key and `keep`."""
+    stmt = _dialect_insert(session, table)
+    skip = set(key) | set(keep) | {c.name for c in table.primary_key.columns}
+    stmt = stmt.on_conflict_do_update(
+        index_elements=key,
+        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in skip})
+    session.execute(stmt, rows)
+
+
+def insert_ignore(session: Session, table: Table, rows: list[dict], key: list[str]):
+    """Inserts rows, silently skipping those whose key exists (idempotency)."""
+    stmt = _dialect_insert(session, table).on_conflict_do_nothing(index_elements=key)
+    return session.execute(stmt, rows)

@@ -1,0 +1,40 @@
+"""Partner-facing endpoints. The signature is checked over the raw body before
+anything is parsed."""
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, g, jsonify, request
+
+from connectors import signing
+from disbursement.domain.states import Role
+from disbursement.services import confirmations, reconcile
+from disbursement.web.auth import require, services
+from disbursement.web.errors import ApiError
+
+bp = Blueprint("partners", __name__, url_prefix="/api/v1/partners")
+
+
+@bp.post("/<code>/confirmations")
+def confirm(code: str):
+    svc = services()
+    partner = svc.partner(code)
+    raw = request.get_data(cache=False)
+    signing.verify(svc.partner_keys(partner.code), request.headers, raw)
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_json", "body is not JSON") from None
+    items = confirmations.parse(payload)
+    report = confirmations.apply(svc, partner.code, items)
+    return jsonify(report.as_dict()), 200
+
+
+@bp.post("/<code>/statements")
+@require(Role.MAKER, Role.APPROVER, Role.AUDITOR)
+def upload_statement(code: str):
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise ApiError(422, "file_required", "send the statement as multipart field 'file'")
+    report = reconcile.reconcile(services(), code, upload.stream, upload.filename, g.actor)
+    return jsonify(report.as_dict()), 200 if report.duplicate_of else 201

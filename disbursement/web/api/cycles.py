@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from flask import Blueprint, g, jsonify, request
+from sqlalchemy import func, select
+
+from disbursement.db.models import Batch, Cycle, Transfer
+from disbursement.domain.states import Role
+from disbursement.services import planning
+from disbursement.web.auth import require, services
+from disbursement.web.errors import ApiError
+
+bp = Blueprint("cycles", __name__, url_prefix="/api/v1/cycles")
+
+
+@bp.post("")
+@require(Role.MAKER)
+def plan():
+    data = request.get_json(silent=True) or {}
+    program, period = data.get("program"), data.get("period")
+    if not isinstance(program, str) or not isinstance(period, str):
+        raise ApiError(422, "invalid_body", 'body must be {"program": "asd", "period": "YYYY-MM"}')
+    result = planning.plan_cycle(services(), program, period, g.actor)
+    return jsonify(asdict(result)), 201
+
+
+@bp.get("/<program>/<period>")
+@require()
+def show(program: str, period: str):
+    with services().uow() as session:
+        cycle = session.execute(select(Cycle).where(Cycle.program == program,
+                                                    Cycle.period == period)).scalar_one_or_none()
+        if cycle is None:
+            raise ApiError(404, "not_found", f"cycle {program} {period} has not been planned")
+        by_status = dict(session.execute(
+            select(Transfer.status, func.count()).join(Batch, Batch.id == Transfer.batch_id)
+            .where(Batch.cycle_id == cycle.id).group_by(Transfer.status)).tuples().all())
+        batches = session.execute(select(Batch.id, Batch.partner_code, Batch.status,
+                                         Batch.transfer_count, Batch.total_centimes)
+                                  .where(Batch.cycle_id == cycle.id).order_by(Batch.id)).all()
+    return jsonify({"id": cycle.id, "program": program, "period": period,
+                    "transfers_by_status": by_status,
+                    "batches": [dict(b._mapping) for b in batches]})

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from disbursement.services import users
+from disbursement.web.auth import services
+from disbursement.web.errors import ApiError
+
+bp = Blueprint("session", __name__, url_prefix="/api/v1/auth")
+
+
+@bp.post("/tokens")
+def create_token():
+    data = request.get_json(silent=True) or {}
+    if not isinstance(data.get("username"), str) or not isinstance(data.get("password"), str):
+        raise ApiError(422, "invalid_credentials_body", "body must be {\"username\": ..., \"password\": ...}")
+    svc = services()
+    with svc.uow() as session:
+        actor = users.authenticate(session, data["username"], data["password"])
+        token = users.issue_token(session, actor, svc.settings.token_ttl_seconds)
+        session.commit()
+    return jsonify({"token": token, "username": actor.username,
+                    "roles": sorted(r.value for r in actor.roles),
+                    "expires_in": svc.settings.token_ttl_seconds}), 201

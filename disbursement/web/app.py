@@ -1,0 +1,31 @@
+"""The Flask application: API under /api/v1, a small console, health and metrics."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from disbursement import settings as settings_module
+from disbursement.services.context import Services, build
+from disbursement.web import errors
+
+
+def create_app(settings: settings_module.Settings | None = None,
+               services: Services | None = None) -> Flask:
+    if services is None:
+        services = build(settings or settings_module.load())
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = services.settings.max_upload_bytes
+    app.config["JSON_SORT_KEYS"] = False
+    app.extensions["disburse"] = services
+    from disbursement.jobs import tasks
+
+    tasks.use(services)
+    errors.register(app)
+    from disbursement.web.api import (batches, confirmations, console, cycles, health, registry,
+                                      session, transfers)
+
+    for module in (session, registry, cycles, batches, confirmations, transfers, health, console):
+        app.register_blueprint(module.bp)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    return app

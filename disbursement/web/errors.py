@@ -1,0 +1,65 @@
+"""One JSON error shape for the whole API: {"error": {"code", "message", "details"}}.
+Domain errors are mapped to status codes here, nowhere else."""
+from __future__ import annotations
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from connectors.signing import SignatureError
+from disbursement.domain.entitlement import NoRulesForYear
+from disbursement.services.batches import (BatchNotFound, BatchStateConflict, MissingReason,
+                                           SelfApprovalRefused)
+from disbursement.services.confirmations import BadConfirmation, UnknownReferences
+from disbursement.services.context import UnknownPartner
+from disbursement.services.planning import BadPeriod, UnknownProgram
+from disbursement.services.users import AuthenticationFailed, Forbidden
+from reconciliation.statement_csv import StatementError
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, details=None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+
+STATUS_BY_ERROR: list[tuple[type[Exception], int, str]] = [
+    (SignatureError, 401, "bad_signature"),
+    (AuthenticationFailed, 401, "unauthenticated"),
+    (SelfApprovalRefused, 403, "self_approval"),
+    (Forbidden, 403, "forbidden"),
+    (UnknownReferences, 404, "unknown_reference"),
+    (BatchNotFound, 404, "not_found"),
+    (UnknownPartner, 404, "unknown_partner"),
+    (UnknownProgram, 404, "unknown_program"),
+    (BatchStateConflict, 409, "state_conflict"),
+    (BadConfirmation, 422, "invalid_confirmation"),
+    (StatementError, 422, "invalid_statement"),
+    (BadPeriod, 422, "invalid_period"),
+    (NoRulesForYear, 422, "no_rules_for_year"),
+    (MissingReason, 422, "reason_required"),
+]
+
+
+def body(status: int, code: str, message: str, details=None):
+    response = jsonify({"error": {"code": code, "message": message, "details": details}})
+    response.status_code = status
+    return response
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return body(exc.status, exc.code, exc.message, exc.details)
+
+    for error_type, status, code in STATUS_BY_ERROR:
+        def handler(exc, status=status, code=code):
+            return body(status, code, str(exc), getattr(exc, "details", None)
+                        or ({"references": exc.references} if isinstance(exc, UnknownReferences) else None))
+        app.register_error_handler(error_type, handler)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        message = exc.description or exc.name
+        if exc.code == 413:
+            message = f"upload larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
+        return body(exc.code or 500, exc.name.lower().replace(" ", "_"), message)
