@@ -388,3 +388,7 @@ def demo_command(households: int, seed: int, as_json: bool) -> None:
         click.echo(json.dumps(summary, indent=2))
     if not summary["ledger_balanced"]:
         sys.exit(EXIT_CHECK_FAILED)
+
+
+if __name__ == "__main__":
+    main()

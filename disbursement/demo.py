@@ -158,7 +158,7 @@ def _summary(svc: Services, imported, plan, recon: dict[str, int], period: str) 
                                                           Cycle.period == period)).scalar_one()
         by_status = dict(session.execute(
             select(Transfer.status, func.count()).join(Batch, Batch.id == Transfer.batch_id)
-            .where(Batch.cycle_id == cycle_id).group_by(Transfer.status)).tuples().all())
+            .where(Batch.cycle_id == cycle_id).group_by(Transfer.status)).all())
         instructions, amount = session.execute(
             select(func.count(), func.coalesce(func.sum(PaymentInstruction.amount_centimes), 0))
             .where(PaymentInstruction.cycle_id == cycle_id)).one()

@@ -215,7 +215,7 @@ class Transfer(Base):
     chunk_no: Mapped[int] = mapped_column(Integer, default=0)
     status_reason: Mapped[str | None] = mapped_column(String(200))
     service_point: Mapped[str | None] = mapped_column(String(32))
-    recon_outcome: Mapped[str | None] = mapped_column(String(32))
+    recon_outcome: Mapped[str | None] = mapped_column(String(48))
     updated_at: Mapped[datetime] = _ts()
     __table_args__ = (
         CheckConstraint("amount_centimes > 0", name="amount_positive"),
@@ -311,5 +311,5 @@ class ReconItem(Base):
     amount_centimes: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str | None] = mapped_column(String(3))
     transfer_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id"), index=True)
-    outcome: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(48))
     detail: Mapped[str | None] = mapped_column(String(200))

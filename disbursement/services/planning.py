@@ -127,7 +127,7 @@ class _Planner:
         self.open: dict[str, _OpenBatch] = {}
         self.next_seq = {code: seq for code, seq in session.execute(
             select(Batch.partner_code, func.max(Batch.seq)).where(Batch.cycle_id == cycle.id)
-            .group_by(Batch.partner_code)).tuples()}
+            .group_by(Batch.partner_code))}
         self.entitle = lru_cache(maxsize=4096)(lambda comp: rules.entitlement(year, comp))
         self.route = lru_cache(maxsize=4096)(
             lambda region, channel, chosen: route(svc.partners, rules.default_partner_by_region,

@@ -72,5 +72,5 @@ def statuses(session: Session, ids: Sequence[int]) -> dict[int, str]:
     out: dict[int, str] = {}
     for chunk in _chunks(list(ids)):
         out.update(session.execute(select(Transfer.id, Transfer.status)
-                                   .where(Transfer.id.in_(chunk))).tuples().all())
+                                   .where(Transfer.id.in_(chunk))).all())
     return out

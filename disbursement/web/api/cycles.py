@@ -35,7 +35,7 @@ def show(program: str, period: str):
             raise ApiError(404, "not_found", f"cycle {program} {period} has not been planned")
         by_status = dict(session.execute(
             select(Transfer.status, func.count()).join(Batch, Batch.id == Transfer.batch_id)
-            .where(Batch.cycle_id == cycle.id).group_by(Transfer.status)).tuples().all())
+            .where(Batch.cycle_id == cycle.id).group_by(Transfer.status)).all())
         batches = session.execute(select(Batch.id, Batch.partner_code, Batch.status,
                                          Batch.transfer_count, Batch.total_centimes)
                                   .where(Batch.cycle_id == cycle.id).order_by(Batch.id)).all()
