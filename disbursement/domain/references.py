@@ -4,17 +4,22 @@ unique forever (the database holds a unique index; randomness makes clashes
 vanishingly rare and the planner retries if one happens)."""
 from __future__ import annotations
 
-import secrets
+import base64
+import os
 
 from stdnum.iso7064 import mod_37_36
 
 PREFIX = "D"
-RANDOM_CHARS = 13
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
+RANDOM_CHARS = 13          # 65 random bits
+RANDOM_BYTES = 9           # base32 of 9 bytes gives 15 characters; 13 are kept
+# RFC 4648 base32 mapped onto Crockford's alphabet: no I, L, O, U to misread.
+_TO_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567",
+                              "0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
 
 def new_reference() -> str:
-    body = PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(RANDOM_CHARS))
+    random_part = base64.b32encode(os.urandom(RANDOM_BYTES)).decode()[:RANDOM_CHARS]
+    body = PREFIX + random_part.translate(_TO_CROCKFORD)
     return body + mod_37_36.calc_check_digit(body)
 
 

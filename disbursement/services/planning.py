@@ -12,9 +12,10 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from disbursement.db.bulk import reserve_ids, write_rows
 from disbursement.db.models import (Batch, Cycle, Household, PaymentInstruction, Transfer,
                                     TransferEvent, utcnow)
 from disbursement.domain.entitlement import Composition, ProgramRules
@@ -28,6 +29,11 @@ from disbursement.services.users import Actor
 
 HOUSEHOLDS_PER_STEP = 5_000
 PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+INSTRUCTION_COLUMNS = ["id", "cycle_id", "program", "period", "household_pk", "amount_centimes",
+                       "currency", "lines", "partner_code", "route_reason", "created_at"]
+TRANSFER_COLUMNS = ["id", "instruction_id", "batch_id", "reference", "attempt", "partner_code",
+                    "channel", "amount_centimes", "currency", "status", "chunk_no", "updated_at"]
+EVENT_COLUMNS = ["transfer_id", "at", "from_status", "to_status", "source", "actor", "detail"]
 
 
 class BadPeriod(ValueError):
@@ -136,46 +142,39 @@ class _Planner:
     def add(self, households) -> None:
         now = utcnow()
         instructions, plans = [], []
-        for h in households:
+        ids = reserve_ids(self.session, PaymentInstruction.__table__, len(households))
+        for instruction_id, h in zip(ids, households):
             ent = self.entitle(Composition(h.children_0_5, h.children_schooled_6_20,
                                            h.children_unschooled_6_20, h.disabled_children,
                                            bool(h.orphan), bool(h.flat_rate)))
             chosen = self.route(h.region_code, h.channel, h.partner_code)
-            instructions.append({
-                "cycle_id": self.cycle.id, "program": self.rules.code,
-                "period": self.result.period, "household_pk": h.id,
-                "amount_centimes": ent.amount_centimes, "currency": self.rules.currency,
-                "lines": [[line.code, line.amount_centimes] for line in ent.lines],
-                "partner_code": chosen.partner_code, "route_reason": chosen.reason,
-                "created_at": now})
-            plans.append((h.channel, chosen.partner_code, ent.amount_centimes))
+            instructions.append((
+                instruction_id, self.cycle.id, self.rules.code, self.result.period, h.id,
+                ent.amount_centimes, self.rules.currency,
+                [[line.code, line.amount_centimes] for line in ent.lines],
+                chosen.partner_code, chosen.reason, now))
+            plans.append((instruction_id, h.channel, chosen.partner_code, ent.amount_centimes))
+        write_rows(self.session, PaymentInstruction.__table__, INSTRUCTION_COLUMNS, instructions,
+                   json_columns=["lines"])
         self.result.eligible_new += len(instructions)
-        ids = self.session.execute(insert(PaymentInstruction).returning(
-            PaymentInstruction.id, sort_by_parameter_order=True), instructions).scalars().all()
-        self.result.instructions_created += len(ids)
-        transfers = []
-        for instruction_id, (channel, partner_code, amount) in zip(ids, plans):
-            if partner_code is None:
-                self.result.unroutable += 1
-                continue
+        self.result.instructions_created += len(instructions)
+        routed = [p for p in plans if p[2] is not None]
+        self.result.unroutable += len(plans) - len(routed)
+        transfer_ids = reserve_ids(self.session, Transfer.__table__, len(routed))
+        transfers, events = [], []
+        for transfer_id, (instruction_id, channel, partner_code, amount) in zip(transfer_ids, routed):
             batch = self._batch_for(partner_code)
             chunk_no = batch.count // self.svc.settings.chunk_size
             batch.count += 1
             batch.total += amount
             self.result.amount_centimes += amount
-            transfers.append({
-                "instruction_id": instruction_id, "batch_id": batch.id,
-                "reference": new_reference(), "attempt": 1, "partner_code": partner_code,
-                "channel": channel, "amount_centimes": amount, "currency": self.rules.currency,
-                "status": TransferStatus.PENDING_APPROVAL.value, "chunk_no": chunk_no,
-                "updated_at": now})
-        if transfers:
-            transfer_ids = self.session.execute(insert(Transfer).returning(
-                Transfer.id, sort_by_parameter_order=True), transfers).scalars().all()
-            self.session.execute(insert(TransferEvent), [
-                {"transfer_id": tid, "at": now, "from_status": None,
-                 "to_status": TransferStatus.PENDING_APPROVAL.value, "source": "officer",
-                 "actor": self.actor.username, "detail": "planned"} for tid in transfer_ids])
+            transfers.append((transfer_id, instruction_id, batch.id, new_reference(), 1,
+                              partner_code, channel, amount, self.rules.currency,
+                              TransferStatus.PENDING_APPROVAL.value, chunk_no, now))
+            events.append((transfer_id, now, None, TransferStatus.PENDING_APPROVAL.value,
+                           "officer", self.actor.username, "planned"))
+        write_rows(self.session, Transfer.__table__, TRANSFER_COLUMNS, transfers)
+        write_rows(self.session, TransferEvent.__table__, EVENT_COLUMNS, events)
 
     def _batch_for(self, partner_code: str) -> _OpenBatch:
         batch = self.open.get(partner_code)
