@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -190,10 +191,19 @@ def _demo_settings(var_dir: Path, keys: dict[str, str], urls: dict[str, str],
     return settings_module.load(env)
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so the simulators we started are stopped too."""
+    def _raise(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _raise)
+
+
 def run_demo(households: int, seed: int = 7, show_progress: bool | None = None) -> dict:
     """A whole cycle in a throwaway directory; returns the JSON summary."""
     from tqdm import tqdm
 
+    _stop_on_sigterm()
     workdir = Path(tempfile.mkdtemp(prefix="disburse-demo-"))
     base = build(settings_module.load({**os.environ, "DISBURSE_VAR_DIR": str(workdir)}))
     codes = sorted(base.partners)
@@ -230,6 +240,7 @@ def run_demo(households: int, seed: int = 7, show_progress: bool | None = None) 
 def serve(host: str, port: int, with_demo: bool, households: int) -> None:
     """`make run`: serve the console and API; with demo data, start the
     simulators on their configured ports and run one cycle first."""
+    _stop_on_sigterm()
     base = settings_module.load()
     if not with_demo:
         svc = build(base)

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from disbursement.db.models import AuditEntry, AuditHead, utcnow
+from disbursement.db.models import AuditEntry, AuditHead, as_utc, utcnow
 
 GENESIS_HASH = "0" * 64
 
@@ -48,7 +47,7 @@ def verify(session: Session) -> int:
     prev = GENESIS_HASH
     count = 0
     for entry in session.execute(select(AuditEntry).order_by(AuditEntry.id)).scalars():
-        expected = _entry_hash(prev, _aware(entry.at).isoformat(), entry.actor, entry.action, entry.object_type,
+        expected = _entry_hash(prev, as_utc(entry.at).isoformat(), entry.actor, entry.action, entry.object_type,
                                entry.object_id, entry.detail)
         if entry.prev_hash != prev or entry.hash != expected:
             raise AuditChainBroken(f"audit entry {entry.id} does not match the chain")
@@ -56,7 +55,3 @@ def verify(session: Session) -> int:
         count += 1
     return count
 
-
-def _aware(at: datetime) -> datetime:
-    # SQLite hands back naive datetimes for values stored as UTC.
-    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)

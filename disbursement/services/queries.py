@@ -4,7 +4,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from disbursement.db.models import Household, PaymentInstruction, Transfer, TransferEvent
+from disbursement.db.models import (Household, PaymentInstruction, Transfer, TransferEvent,
+                                    as_utc)
 
 
 def transfer_view(session: Session, reference: str) -> dict | None:
@@ -28,6 +29,6 @@ def transfer_view(session: Session, reference: str) -> dict | None:
         "instruction": {"program": instruction.program, "period": instruction.period,
                         "household_id": household_id, "lines": instruction.lines,
                         "route_reason": instruction.route_reason},
-        "timeline": [{"at": e.at.isoformat(), "from": e.from_status, "to": e.to_status,
+        "timeline": [{"at": as_utc(e.at).isoformat(), "from": e.from_status, "to": e.to_status,
                       "source": e.source, "actor": e.actor, "detail": e.detail}
                      for e in events]}
