@@ -56,4 +56,5 @@ def mask(value: str | None, keep: int = 3) -> str:
     """'AB123456' -> '*****456': enough for a person to recognise, not to use."""
     if not value:
         return ""
-    return "*" * max(len(value) - keep, 0) + value[-keep:]
+    hidden = max(len(value) - keep, 0)
+    return "*" * hidden + value[hidden:]

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import BinaryIO, Iterator
 
 HEADER = ["reference", "amount_centimes", "currency", "status", "value_date", "service_point"]
+# str.isdigit() also takes '²' and Arabic-Indic digits; date.fromisoformat()
+# also takes '20261205' and '2026-W49-1'. The format is ASCII only.
+_WHOLE = re.compile(r"[0-9]+")
+_SIGNED_WHOLE = re.compile(r"-?[0-9]+")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class StatementError(ValueError):
@@ -64,7 +70,7 @@ def read_lines(stream: BinaryIO, trailer: Trailer) -> Iterator[StatementLine]:
 
 
 def _trailer(line_no: int, row: list[str]) -> tuple[int, int]:
-    if len(row) != 3 or not row[1].isdigit() or not row[2].lstrip("-").isdigit():
+    if len(row) != 3 or not _WHOLE.fullmatch(row[1]) or not _SIGNED_WHOLE.fullmatch(row[2]):
         raise StatementError(f"line {line_no}: TRAILER must be TRAILER,<count>,<total_centimes>")
     return int(row[1]), int(row[2])
 
@@ -75,13 +81,21 @@ def _line(line_no: int, row: list[str]) -> StatementLine:
     reference, amount, currency, status, value_date, service_point = (c.strip() for c in row)
     if not reference:
         raise StatementError(f"line {line_no}: empty reference")
-    if not amount.isdigit():
+    if not _WHOLE.fullmatch(amount):
         raise StatementError(f"line {line_no}: amount_centimes {amount!r} is not a whole number of centimes")
     if len(currency) != 3 or not currency.isalpha():
         raise StatementError(f"line {line_no}: currency {currency!r} is not an ISO 4217 code")
-    try:
-        when = date.fromisoformat(value_date)
-    except ValueError:
-        raise StatementError(f"line {line_no}: value_date {value_date!r} is not YYYY-MM-DD") from None
+    when = _iso_date(value_date)
+    if when is None:
+        raise StatementError(f"line {line_no}: value_date {value_date!r} is not YYYY-MM-DD")
     return StatementLine(line_no, reference, int(amount), currency.upper(), status.lower(), when,
                          service_point or None)
+
+
+def _iso_date(text: str) -> date | None:
+    if not _ISO_DATE.fullmatch(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:  # e.g. 2026-02-30
+        return None

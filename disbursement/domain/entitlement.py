@@ -81,14 +81,18 @@ class ProgramRules:
     def _child_lines(self, amounts: YearAmounts, h: Composition) -> list[Line]:
         able_young = h.children_0_5 + h.children_schooled_6_20
         # Disabled children are counted inside the age counts; take them out of
-        # the better-paid category last so the others keep the better ranks.
+        # the lower-paid category first so the others keep the better category.
         disabled_from_unschooled = min(h.disabled_children, h.children_unschooled_6_20)
         disabled_from_young = h.disabled_children - disabled_from_unschooled
-        children = (["disabled"] * h.disabled_children
-                    + ["young_or_schooled"] * (able_young - disabled_from_young)
-                    + ["unschooled"] * (h.children_unschooled_6_20 - disabled_from_unschooled))
+        # A disabled child's amount does not depend on rank, so disabled
+        # children are always paid (within the line limit) and leave the
+        # better-paid first ranks to the other children.
+        disabled = min(h.disabled_children, self.max_children)
+        able = (["young_or_schooled"] * (able_young - disabled_from_young)
+                + ["unschooled"] * (h.children_unschooled_6_20 - disabled_from_unschooled))
+        children = able[: self.max_children - disabled] + ["disabled"] * disabled
         lines = []
-        for rank, kind in enumerate(children[: self.max_children], start=1):
+        for rank, kind in enumerate(children, start=1):
             band = 0 if rank <= self.rank_band_size else 1
             if kind == "disabled":
                 amount = max(amounts.disabled, amounts.orphan) if h.orphan else amounts.disabled

@@ -11,7 +11,7 @@ class CurrencyMismatch(ValueError):
     """Raised when amounts in two currencies are added or compared."""
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class Money:
     centimes: int
     currency: str = "MAD"
@@ -24,6 +24,25 @@ class Money:
         if other.currency != self.currency:
             raise CurrencyMismatch(f"{self.currency} + {other.currency}")
         return Money(self.centimes + other.centimes, self.currency)
+
+    # Ordering compares centimes only within one currency (a generated
+    # `order=True` would silently compare 100 MAD with 200 EUR).
+    def _same_currency(self, other: "Money") -> "Money":
+        if other.currency != self.currency:
+            raise CurrencyMismatch(f"{self.currency} vs {other.currency}")
+        return other
+
+    def __lt__(self, other: "Money") -> bool:
+        return self.centimes < self._same_currency(other).centimes
+
+    def __le__(self, other: "Money") -> bool:
+        return self.centimes <= self._same_currency(other).centimes
+
+    def __gt__(self, other: "Money") -> bool:
+        return self.centimes > self._same_currency(other).centimes
+
+    def __ge__(self, other: "Money") -> bool:
+        return self.centimes >= self._same_currency(other).centimes
 
     def __str__(self) -> str:
         return f"{format_units(self.centimes)} {self.currency}"
@@ -42,6 +61,8 @@ def parse_units(text: str) -> int:
         value = Decimal(text.strip())
     except InvalidOperation as exc:
         raise ValueError(f"not an amount: {text!r}") from exc
+    if not value.is_finite():  # 'Infinity', 'NaN' parse as Decimals but are no amounts
+        raise ValueError(f"not an amount: {text!r}")
     centimes = value * CENTIMES_PER_UNIT
     if centimes != centimes.to_integral_value():
         raise ValueError(f"more than two decimals: {text!r}")
