@@ -29,6 +29,11 @@ PARTNER_KEYS = {"BARID": "barid-test-key", "CASHPLUS": "cashplus-test-key",
                 "WAFACASH": "wafacash-test-key"}
 
 
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "live_settings(**overrides): Settings overrides for the "
+                                       "services of the `live` fixture")
+
+
 def _service_urls() -> dict[str, str]:
     urls = {k: os.environ[k] for k in ("TEST_DATABASE_URL", "TEST_REDIS_URL") if os.environ.get(k)}
     if len(urls) < 2:
@@ -158,7 +163,8 @@ class Live:
 def live(svc, request) -> Iterator[Live]:
     """Our API on a loopback port and one REST simulator process per partner,
     posting signed confirmations back to it. Simulator flags come from
-    `@pytest.mark.sim_args(...)`."""
+    `@pytest.mark.sim_args(...)`, settings overrides for our side from
+    `@pytest.mark.live_settings(name=value, ...)`."""
     import dataclasses
     from contextlib import ExitStack
 
@@ -166,10 +172,12 @@ def live(svc, request) -> Iterator[Live]:
 
     marker = request.node.get_closest_marker("sim_args")
     extra = list(marker.args) if marker else []
+    settings_marker = request.node.get_closest_marker("live_settings")
+    overrides = dict(settings_marker.kwargs) if settings_marker else {}
     ports = {code: free_port() for code in PARTNER_KEYS}
     urls = {code: f"http://127.0.0.1:{port}" for code, port in ports.items()}
-    live_svc = dataclasses.replace(svc, settings=svc.settings.with_overrides(partner_urls=urls),
-                                   _queue=None)
+    live_svc = dataclasses.replace(
+        svc, settings=svc.settings.with_overrides(partner_urls=urls, **overrides), _queue=None)
     tasks.use(live_svc)
     with ExitStack() as stack:
         api = stack.enter_context(api_server(live_svc, "127.0.0.1", 0))

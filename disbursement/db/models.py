@@ -89,7 +89,7 @@ class RegistryImport(Base):
     __tablename__ = "registry_imports"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     filename: Mapped[str] = mapped_column(String(255))
-    checksum: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the file
+    checksum: Mapped[str] = mapped_column(String(64))  # sha256 of the file
     file_format: Mapped[str] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(16))  # imported | partial | rejected
     rows_total: Mapped[int] = mapped_column(Integer, default=0)
@@ -98,6 +98,13 @@ class RegistryImport(Base):
     rows_imported: Mapped[int] = mapped_column(Integer, default=0)
     imported_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = _ts()
+    # A file is imported once; a rejected attempt does not block importing its
+    # valid rows later.
+    __table_args__ = (
+        Index("uq_registry_imports_effective_checksum", "checksum", unique=True,
+              postgresql_where=text("status IN ('imported', 'partial')"),
+              sqlite_where=text("status IN ('imported', 'partial')")),
+    )
 
 
 class RegistryImportError(Base):

@@ -11,7 +11,7 @@ from disbursement.db.models import Batch, BatchDecision, Cycle, OutboxItem, Tran
 from disbursement.domain.states import BatchStatus, Role, TransferStatus
 from disbursement.services import audit, ledger, transitions
 from disbursement.services.context import Services
-from disbursement.services.upsert import insert_ignore
+from disbursement.services.upsert import insert_ignore, insert_ignore_one
 from disbursement.services.users import Actor
 
 DISPATCH_KIND = "dispatch_chunk"
@@ -45,14 +45,14 @@ def _load(session: Session, batch_id: int, lock: bool = False) -> Batch:
 def _decide(session: Session, batch: Batch, actor: Actor, decision: str,
             reason: str | None = None) -> bool:
     """Records a decision once; False when this user already made it."""
-    result = insert_ignore(session, BatchDecision.__table__, [{
+    inserted = insert_ignore_one(session, BatchDecision.__table__, {
         "batch_id": batch.id, "username": actor.username, "decision": decision,
-        "reason": reason, "at": utcnow()}], key=["batch_id", "username", "decision"])
-    if result.rowcount:
+        "reason": reason, "at": utcnow()}, key=["batch_id", "username", "decision"])
+    if inserted:
         audit.record(session, actor.username, f"batch.{decision}", "batch", batch.id,
                      {"reason": reason, "total_centimes": batch.total_centimes,
                       "transfers": batch.transfer_count})
-    return bool(result.rowcount)
+    return inserted
 
 
 def _set_status(session: Session, batch: Batch, expected: BatchStatus, new: BatchStatus,

@@ -5,7 +5,9 @@ Accounts (amounts positive = debit, negative = credit):
   budget:<program>     the program's budget; credited when a batch is released
   clearing:<partner>   funds the partner holds for beneficiaries (outstanding)
   paid:<program>       paid to beneficiaries
-  returned:<program>   funds the partner gave back (expired, rejected, cancelled)
+  returned:<program>   funds the partner gave back (expired, then returned)
+A rejected or failed transfer's money stays in the partner's clearing account
+(outstanding) until the partner returns it or a new attempt uses it.
 """
 from __future__ import annotations
 

@@ -39,8 +39,10 @@ class ImportResult:
 
 
 def _existing(session: Session, checksum: str) -> RegistryImport | None:
-    return session.execute(select(RegistryImport).where(RegistryImport.checksum == checksum)
-                           ).scalar_one_or_none()
+    """The import that took effect for this file, if any (rejected ones did not)."""
+    return session.execute(select(RegistryImport).where(
+        RegistryImport.checksum == checksum,
+        RegistryImport.status.in_(["imported", "partial"]))).scalar_one_or_none()
 
 
 def import_households(svc: Services, stream: BinaryIO, filename: str, actor: Actor,

@@ -29,3 +29,13 @@ def insert_ignore(session: Session, table: Table, rows: list[dict], key: list[st
     """Inserts rows, silently skipping those whose key exists (idempotency)."""
     stmt = _dialect_insert(session, table).on_conflict_do_nothing(index_elements=key)
     return session.execute(stmt, rows)
+
+
+def insert_ignore_one(session: Session, table: Table, row: dict, key: list[str]) -> bool:
+    """Inserts one row unless its key exists; True when it was inserted.
+    Asks RETURNING rather than rowcount: psycopg reports a rowcount of -1 for
+    INSERT ... ON CONFLICT DO NOTHING, which reads as "inserted"."""
+    stmt = (_dialect_insert(session, table).values(**row)
+            .on_conflict_do_nothing(index_elements=key)
+            .returning(*table.primary_key.columns))
+    return session.execute(stmt).first() is not None

@@ -76,8 +76,11 @@ def upgrade() -> None:
     sa.Column('imported_by', sa.String(length=64), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_registry_imports')),
-    sa.UniqueConstraint('checksum', name=op.f('uq_registry_imports_checksum'))
     )
+    op.create_index('uq_registry_imports_effective_checksum', 'registry_imports', ['checksum'],
+                    unique=True,
+                    postgresql_where=sa.text("status IN ('imported', 'partial')"),
+                    sqlite_where=sa.text("status IN ('imported', 'partial')"))
     op.create_table('statements',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('partner_code', sa.String(length=16), nullable=False),
