@@ -193,6 +193,13 @@ def write_markdown(result: dict, path: Path) -> None:
     lines += ["", f"Outcome: {result['instructions']:,} instructions in {result['batches']} batches; "
               f"transfers by state {json.dumps(result['by_status'])}; ledger balanced: "
               f"{str(result['ledger_balanced']).lower()}.", "",
+              "How to read the phases: *registry import* includes marshmallow validation of every "
+              "row and AES-GCM sealing of personal data; *plan* writes instructions, transfers and "
+              "their first events with COPY; *dispatch* includes starting the worker processes; "
+              "*confirmations* is wall time for the simulators to deliver every `available` and "
+              "`paid` confirmation, one signed list of 2,000 at a time per simulator, so it "
+              "includes the simulators' own work and their sequential delivery (not yet profiled "
+              "apart from our endpoint).", "",
               "Targets for later issues: plan >= 50,000 instructions/s; confirmations >= 20,000/s "
               "in bulk.", ""]
     path.write_text("\n".join(lines))

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from disbursement import metrics
+from disbursement.db.bulk import write_rows
 from disbursement.db.models import InboundMessage, Transfer, utcnow
 from disbursement.domain.states import TransferStatus as S
 from disbursement.services import ledger, transitions
@@ -122,10 +123,9 @@ def apply(svc: Services, partner_code: str, items: list[dict]) -> ConfirmationRe
             report.count(outcome)
             report.results.append({"reference": item["reference"], "outcome": outcome,
                                    "status": current[tid]})
-        new_events = [{"partner_code": partner_code, "event_id": i["event_id"], "at": utcnow()}
-                      for i in fresh if i["event_id"]]
-        if new_events:
-            session.execute(insert(InboundMessage), new_events)
+        now = utcnow()
+        write_rows(session, InboundMessage.__table__, ["partner_code", "event_id", "at"],
+                   [(partner_code, i["event_id"], now) for i in fresh if i["event_id"]])
         session.commit()
     for name, count in (("applied", report.applied), ("duplicate", report.duplicates),
                         ("stale", report.stale)):

@@ -24,6 +24,7 @@ from disbursement.domain.routing import route
 from disbursement.domain.states import BatchStatus, Role, TransferStatus
 from disbursement.services import audit
 from disbursement.services.context import Services
+from disbursement.services.transitions import EVENT_COLUMNS
 from disbursement.services.upsert import insert_ignore
 from disbursement.services.users import Actor
 
@@ -33,7 +34,7 @@ INSTRUCTION_COLUMNS = ["id", "cycle_id", "program", "period", "household_pk", "a
                        "currency", "lines", "partner_code", "route_reason", "created_at"]
 TRANSFER_COLUMNS = ["id", "instruction_id", "batch_id", "reference", "attempt", "partner_code",
                     "channel", "amount_centimes", "currency", "status", "chunk_no", "updated_at"]
-EVENT_COLUMNS = ["transfer_id", "at", "from_status", "to_status", "source", "actor", "detail"]
+
 
 
 class BadPeriod(ValueError):
@@ -105,24 +106,28 @@ def _get_or_create_cycle(session: Session, program: str, period: str, actor: Act
 
 
 def _new_eligible(session: Session, rules: ProgramRules, program: str, period: str):
-    """Eligible households without an instruction, in keyset-paginated steps."""
-    already = (select(PaymentInstruction.id)
-               .where(PaymentInstruction.program == program, PaymentInstruction.period == period,
-                      PaymentInstruction.household_pk == Household.id).exists())
+    """Eligible households without an instruction, in keyset-paginated steps.
+    Those already planned are dropped with one lookup per step on the unique
+    (program, period, household) index, not an anti-join over the whole cycle."""
     stmt = (select(Household.id, Household.region_code, Household.channel, Household.partner_code,
                    Household.children_0_5, Household.children_schooled_6_20,
                    Household.children_unschooled_6_20, Household.disabled_children,
                    Household.orphan, Household.flat_rate)
             .where(Household.score_micro <= rules.score_max_micro,
-                   Household.suspended.is_(False), ~already)
+                   Household.suspended.is_(False))
             .order_by(Household.id).limit(HOUSEHOLDS_PER_STEP))
     last_id = 0
     while True:
         rows = session.execute(stmt.where(Household.id > last_id)).all()
         if not rows:
             return
-        yield rows
         last_id = rows[-1].id
+        planned = set(session.execute(select(PaymentInstruction.household_pk).where(
+            PaymentInstruction.program == program, PaymentInstruction.period == period,
+            PaymentInstruction.household_pk.in_([r.id for r in rows]))).scalars())
+        fresh = [r for r in rows if r.id not in planned]
+        if fresh:
+            yield fresh
 
 
 class _Planner:

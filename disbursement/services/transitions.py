@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
+from disbursement.db.bulk import write_rows
 from disbursement.db.models import Transfer, TransferEvent, utcnow
 from disbursement.domain.states import TransferStatus, allowed_sources
 
 IDS_PER_STATEMENT = 5_000
+EVENT_COLUMNS = ["transfer_id", "at", "from_status", "to_status", "source", "actor", "detail"]
 
 
 def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
@@ -39,10 +41,9 @@ def move(session: Session, ids: Sequence[int], target: TransferStatus, *, source
             got = list(session.execute(stmt, execution_options={"synchronize_session": False})
                        .scalars())
             if got:
-                session.execute(insert(TransferEvent), [
-                    {"transfer_id": tid, "at": now, "from_status": from_state.value,
-                     "to_status": target.value, "source": source, "actor": actor,
-                     "detail": detail} for tid in got])
+                write_rows(session, TransferEvent.__table__, EVENT_COLUMNS,
+                           [(tid, now, from_state.value, target.value, source, actor, detail)
+                            for tid in got])
                 moved.extend(got)
     return moved
 
