@@ -31,7 +31,7 @@ from bench import floor
 from disbursement import settings as settings_module
 from disbursement.db.migrate import upgrade
 from disbursement.db.models import Transfer
-from disbursement.demo import create_officers, free_port, simulator
+from disbursement.demo import create_officers, free_port, simulator, with_partner_urls
 from disbursement.jobs import tasks
 from disbursement.registry.generator import write_csv
 from disbursement.services import batches, ledger, planning, reconcile, registry
@@ -106,14 +106,11 @@ def run(households: int, workers: int) -> dict:
     work = Path(tempfile.mkdtemp(prefix="disburse-bench-"))
     keys = {"BARID": secrets.token_hex(16), "CASHPLUS": secrets.token_hex(16),
             "WAFACASH": secrets.token_hex(16)}
-    sim_ports = {code: free_port() for code in keys}
     env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": urls["redis"],
            "DISBURSE_VAR_DIR": str(work),
            "DISBURSE_DATA_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
-           **{settings_module.partner_key_env(c): k for c, k in keys.items()},
-           **{f"PARTNER_{c}_URL": f"http://127.0.0.1:{p}" for c, p in sim_ports.items()}}
+           **{settings_module.partner_key_env(c): k for c, k in keys.items()}}
     svc = build(settings_module.load(env))
-    tasks.use(svc)
     upgrade(svc.engine)
     svc.queue.connection.flushdb()
     officers, _ = create_officers(svc, with_second=True)
@@ -124,9 +121,14 @@ def run(households: int, workers: int) -> dict:
     with ExitStack() as stack:
         api = stack.enter_context(gunicorn(env, free_port()))
         sims = {code: stack.enter_context(simulator(
-            code, port, f"{api}/api/v1/partners/{code}/confirmations", keys[code], 3,
+            code, 0, f"{api}/api/v1/partners/{code}/confirmations", keys[code], 3,
             ["--callback-batch", "2000", "--reject-rate", "0.01", "--uncollected-rate", "0.03"]))
-            for code, port in sim_ports.items()}
+            for code in keys}
+        # Dispatch (here and in the worker processes) goes to the ports the
+        # simulators chose.
+        env.update({f"PARTNER_{c}_URL": u for c, u in sims.items()})
+        svc = with_partner_urls(svc, sims)
+        tasks.use(svc)
         with phases.timed("registry import", households, "rows"), extract.open("rb") as stream:
             registry.import_households(svc, stream, extract.name, officers.maker)
         with phases.timed("plan cycle", None, "instructions") as box:

@@ -40,6 +40,16 @@ OFFICERS = (("amina.maker", Role.MAKER), ("youssef.approver", Role.APPROVER))
 SECOND_APPROVER = ("khadija.supervisor", Role.APPROVER)
 
 
+def with_partner_urls(svc: Services, urls: dict[str, str]) -> Services:
+    """The same services (same engine) pointed at partner endpoints learnt at run
+    time, e.g. simulators that chose their own port."""
+    import dataclasses
+
+    return dataclasses.replace(
+        svc, settings=svc.settings.with_overrides(partner_urls={**svc.settings.partner_urls, **urls}),
+        _queue=None)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -208,10 +218,7 @@ def run_demo(households: int, seed: int = 7, show_progress: bool | None = None) 
     base = build(settings_module.load({**os.environ, "DISBURSE_VAR_DIR": str(workdir)}))
     codes = sorted(base.partners)
     keys = {code: secrets.token_hex(32) for code in codes}
-    ports = {code: free_port() for code in codes}
-    urls = {code: f"http://127.0.0.1:{ports[code]}" for code in codes}
-    svc = build(_demo_settings(workdir, keys, urls))
-    tasks.use(svc)
+    svc = build(_demo_settings(workdir, keys, {}))
     upgrade(svc.engine)
     officers, _ = create_officers(svc, with_second=True)
     show = sys.stderr.isatty() if show_progress is None else show_progress
@@ -222,10 +229,13 @@ def run_demo(households: int, seed: int = 7, show_progress: bool | None = None) 
         sims = {}
         for i, code in enumerate(codes):
             faults = DEMO_STATEMENT_FAULTS if i == 0 else []
+            # Port 0: each simulator binds a free port itself and tells us which.
             sims[code] = stack.enter_context(simulator(
-                code, ports[code], f"{api}/api/v1/partners/{code}/confirmations", keys[code],
+                code, 0, f"{api}/api/v1/partners/{code}/confirmations", keys[code],
                 seed + i, [*faults, "--reject-rate", str(DEMO_FAULTS["reject_rate"]),
                            "--uncollected-rate", str(DEMO_FAULTS["uncollected_rate"])]))
+        svc = with_partner_urls(svc, sims)
+        tasks.use(svc)
 
         def step(label: str) -> None:
             bar.set_postfix_str(label)

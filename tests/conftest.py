@@ -168,22 +168,21 @@ def live(svc, request) -> Iterator[Live]:
     import dataclasses
     from contextlib import ExitStack
 
-    from disbursement.demo import api_server, free_port, simulator
+    from disbursement.demo import api_server, simulator, with_partner_urls
 
     marker = request.node.get_closest_marker("sim_args")
     extra = list(marker.args) if marker else []
     settings_marker = request.node.get_closest_marker("live_settings")
     overrides = dict(settings_marker.kwargs) if settings_marker else {}
-    ports = {code: free_port() for code in PARTNER_KEYS}
-    urls = {code: f"http://127.0.0.1:{port}" for code, port in ports.items()}
-    live_svc = dataclasses.replace(
-        svc, settings=svc.settings.with_overrides(partner_urls=urls, **overrides), _queue=None)
-    tasks.use(live_svc)
+    base = dataclasses.replace(svc, settings=svc.settings.with_overrides(**overrides), _queue=None)
     with ExitStack() as stack:
-        api = stack.enter_context(api_server(live_svc, "127.0.0.1", 0))
+        api = stack.enter_context(api_server(base, "127.0.0.1", 0))
+        # Port 0: each simulator binds a free port itself and reports it.
         sims = {code: stack.enter_context(simulator(
-                    code, ports[code], f"{api}/api/v1/partners/{code}/confirmations",
+                    code, 0, f"{api}/api/v1/partners/{code}/confirmations",
                     PARTNER_KEYS[code], seed, extra))
                 for seed, code in enumerate(sorted(PARTNER_KEYS), start=1)}
+        live_svc = with_partner_urls(base, sims)
+        tasks.use(live_svc)
         yield Live(live_svc, api, sims)
         live_svc.queue.drain()
