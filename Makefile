@@ -23,7 +23,7 @@ help:
 	@echo "make install    pip install -e '.[test]' into $(VENV) when pyproject.toml changed"
 	@echo "make run        demo: disburse serve --demo on http://127.0.0.1:8000 (SQLite, no Redis)"
 	@echo "make test       ensure PostgreSQL + Redis, run pytest (PYTEST_ARGS=...), stop private servers"
-	@echo "make bench      floors (bench.floor) then the cycle benchmark (bench.cycle)"
+	@echo "make bench      the 100,000-household cycle with its floors measured in the same run (bench.cycle)"
 	@echo "make migrate    disburse db upgrade"
 	@echo "make services / services-stop   start / stop the private test servers by hand"
 	@echo "make clean      remove var/ and caches;  make distclean  also removes $(VENV)"
@@ -86,9 +86,7 @@ bench: install
 	@trap '$(SERVICES) stop' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
 	$(SERVICES) ensure || exit $$?; \
 	set -a; . $(SERVICES_ENV); set +a; \
-	$(VENV_PY) -m bench.floor || exit $$?; \
-	if [ -f bench/cycle.py ]; then $(VENV_PY) -m bench.cycle; \
-	else echo "bench/cycle.py not written yet: only the floors were measured"; fi
+	$(VENV_PY) -m bench.cycle
 
 # ---------------------------------------------------------------- cleanup
 

@@ -203,32 +203,53 @@ def batch_list(obj: Ctx, status: str | None) -> None:
                        f"{format_units(b.total_centimes):>16} {b.currency}  maker={b.created_by}")
 
 
-def _batch_command(name: str, needs_reason: bool = False):
-    @batch.command(name)
-    @click.argument("batch_id", type=int)
-    @click.option("--reason", required=needs_reason, default=None)
-    @click.pass_obj
-    def command(obj: Ctx, batch_id: int, reason: str | None) -> None:
-        from disbursement.services import batches
+@batch.command("submit")
+@click.argument("batch_id", type=int)
+@click.pass_obj
+def batch_submit(obj: Ctx, batch_id: int) -> None:
+    """Submit a batch for approval (maker)."""
+    from disbursement.services import batches
 
-        actor = obj.actor()
-        if name == "release":
-            outbox = _domain_call(lambda: batches.release(obj.svc, batch_id, actor))
-            click.echo(f"batch {batch_id}: {len(outbox)} chunk(s) enqueued"
-                       + ("" if outbox else " (already released)"))
-            obj.svc.queue.drain()
-            return
-        fn = {"submit": batches.submit, "approve": batches.approve}.get(name)
-        result = _domain_call(lambda: fn(obj.svc, batch_id, actor) if fn
-                              else batches.reject(obj.svc, batch_id, actor, reason or ""))
-        click.echo(f"batch {batch_id}: {result.status}")
-    command.__doc__ = f"{name.capitalize()} a batch."
-    return command
+    actor = obj.actor()
+    click.echo(f"batch {batch_id}: {_domain_call(lambda: batches.submit(obj.svc, batch_id, actor)).status}")
 
 
-for _name in ("submit", "approve", "release"):
-    _batch_command(_name)
-_batch_command("reject", needs_reason=True)
+@batch.command("approve")
+@click.argument("batch_id", type=int)
+@click.pass_obj
+def batch_approve(obj: Ctx, batch_id: int) -> None:
+    """Approve a batch (an approver who did not make it)."""
+    from disbursement.services import batches
+
+    actor = obj.actor()
+    click.echo(f"batch {batch_id}: {_domain_call(lambda: batches.approve(obj.svc, batch_id, actor)).status}")
+
+
+@batch.command("reject")
+@click.argument("batch_id", type=int)
+@click.option("--reason", required=True)
+@click.pass_obj
+def batch_reject(obj: Ctx, batch_id: int, reason: str) -> None:
+    """Reject a batch with a reason; its transfers are cancelled."""
+    from disbursement.services import batches
+
+    actor = obj.actor()
+    result = _domain_call(lambda: batches.reject(obj.svc, batch_id, actor, reason))
+    click.echo(f"batch {batch_id}: {result.status}")
+
+
+@batch.command("release")
+@click.argument("batch_id", type=int)
+@click.pass_obj
+def batch_release(obj: Ctx, batch_id: int) -> None:
+    """Release an approved batch: outbox rows, then dispatch jobs."""
+    from disbursement.services import batches
+
+    actor = obj.actor()
+    outbox = _domain_call(lambda: batches.release(obj.svc, batch_id, actor))
+    click.echo(f"batch {batch_id}: {len(outbox)} chunk(s) enqueued"
+               + ("" if outbox else " (already released)"))
+    obj.svc.queue.drain()
 
 
 @main.command("reconcile")
@@ -262,6 +283,8 @@ def ledger_check(obj: Ctx, program: str | None, period: str | None) -> None:
 
     with obj.svc.uow() as session:
         report = ledger_service.check(session, program, period)
+    if not report.cycles:
+        click.echo("no batch released yet: nothing to balance")
     for c in report.cycles:
         mark = "ok" if c.balanced else "DIFFERENCE"
         click.echo(f"{c.program} {c.period} {c.partner:<10} released {format_units(c.released)} = "

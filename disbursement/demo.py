@@ -24,6 +24,7 @@ from werkzeug.serving import make_server
 from disbursement import settings as settings_module
 from disbursement.db.migrate import upgrade
 from disbursement.db.models import Batch, Cycle, PaymentInstruction, Transfer, User
+from disbursement.domain.routing import load_partners
 from disbursement.domain.states import BatchStatus, Role
 from disbursement.jobs import tasks
 from disbursement.services import batches, ledger, planning, reconcile, registry, users
@@ -215,8 +216,8 @@ def run_demo(households: int, seed: int = 7, show_progress: bool | None = None) 
 
     _stop_on_sigterm()
     workdir = Path(tempfile.mkdtemp(prefix="disburse-demo-"))
-    base = build(settings_module.load({**os.environ, "DISBURSE_VAR_DIR": str(workdir)}))
-    codes = sorted(base.partners)
+    scratch = settings_module.load({**os.environ, "DISBURSE_VAR_DIR": str(workdir)})
+    codes = sorted(load_partners(scratch.config_dir))
     keys = {code: secrets.token_hex(32) for code in codes}
     svc = build(_demo_settings(workdir, keys, {}))
     upgrade(svc.engine)
