@@ -383,6 +383,16 @@ def _mount_simulators() -> None:
 _mount_simulators()
 
 
+def _mount_areas() -> None:
+    from disbursement.commands import console, files, observability, partners, recon, routing
+
+    for area in (recon, partners, files, routing, console, observability):
+        area.register(main)
+
+
+_mount_areas()
+
+
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)

@@ -325,3 +325,9 @@ class ReconItem(Base):
     transfer_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id"), index=True)
     outcome: Mapped[str] = mapped_column(String(48))
     detail: Mapped[str | None] = mapped_column(String(200))
+
+
+# Each area keeps its tables in a module of its own; importing them here puts
+# them in Base.metadata for migrations and tests.
+from disbursement.db import (models_console, models_files, models_ledger,  # noqa: E402,F401
+                             models_partners, models_routing)

@@ -1,0 +1,1 @@
+"""CLI commands of each area, mounted on `disburse` by `disbursement.cli`."""

@@ -1,0 +1,8 @@
+"""Reconciliation, exceptions, expiry and reports (issue 4)."""
+from __future__ import annotations
+
+import click
+
+
+def register(main: click.Group) -> None:
+    """Adds this area's commands to `disburse`."""

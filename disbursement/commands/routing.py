@@ -1,0 +1,8 @@
+"""Service points, routing explain, SMS simulator (issue 3)."""
+from __future__ import annotations
+
+import click
+
+
+def register(main: click.Group) -> None:
+    """Adds this area's commands to `disburse`."""

@@ -1,0 +1,7 @@
+"""Service points, their daily load, routing fees and beneficiary notifications (issue 3).
+
+Tables of this area live here so that each area's schema reads on its own;
+`disbursement.db.models` imports this module, so `Base.metadata` holds them."""
+from __future__ import annotations
+
+from disbursement.db.models import Base  # noqa: F401
