@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, Sequence
 
 
@@ -34,6 +35,9 @@ class OutboundTransfer:
     phone: str | None
     account: str | None
     region_code: str
+    service_point: str | None = None      # cash: where the beneficiary collects
+    withdrawal_code: str | None = None    # cash: one-time code; never logged or stored in clear
+    wallet_tier: int | None = None        # wallet: Bank Al-Maghrib tier (1, 2, 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,25 @@ class SendResult:
     reference: str
     status: PartnerStatus           # RECEIVED when accepted, REJECTED otherwise
     reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboundUpdate:
+    """One partner message about one transfer, whatever carried it (a signed
+    callback, a status file, a pain.002 or camt.054). `event_id` identifies the
+    message so a replay changes nothing."""
+    reference: str
+    status: PartnerStatus
+    event_id: str | None = None
+    reason: str | None = None
+    service_point: str | None = None
+    occurred_at: datetime | None = None
+
+    def as_confirmation(self) -> dict:
+        """The shape `disbursement.services.confirmations.apply` takes."""
+        return {"event_id": self.event_id, "reference": self.reference,
+                "status": self.status.value, "occurred_at": self.occurred_at,
+                "reason": self.reason, "service_point": self.service_point}
 
 
 class ConnectorError(Exception):
@@ -74,3 +97,7 @@ class Connector(Protocol):
 
     def cancel(self, reference: str) -> PartnerStatus:
         """Cancel a transfer not yet collected; returns the partner's status."""
+
+    def collect(self) -> list[InboundUpdate]:
+        """Pull what the partner produced since the last call (status files,
+        pain.002, camt.054). Push protocols (REST callbacks) return []."""

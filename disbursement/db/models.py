@@ -223,6 +223,8 @@ class Transfer(Base):
     channel: Mapped[str] = mapped_column(String(8))
     amount_centimes: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
+    # The partner's fee for carrying this transfer (config/partners.toml fee table).
+    fee_centimes: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     status: Mapped[str] = mapped_column(String(20))
     chunk_no: Mapped[int] = mapped_column(Integer, default=0)
     status_reason: Mapped[str | None] = mapped_column(String(200))
@@ -231,6 +233,7 @@ class Transfer(Base):
     updated_at: Mapped[datetime] = _ts()
     __table_args__ = (
         CheckConstraint("amount_centimes > 0", name="amount_positive"),
+        CheckConstraint("fee_centimes >= 0", name="fee_non_negative"),
         Index("uq_transfers_live_attempt", "instruction_id", unique=True,
               postgresql_where=LIVE_ATTEMPT_WHERE, sqlite_where=LIVE_ATTEMPT_WHERE),
         Index("ix_transfers_batch_chunk", "batch_id", "chunk_no", "status"),

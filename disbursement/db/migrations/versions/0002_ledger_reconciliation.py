@@ -13,8 +13,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("transfers") as batch:
+        batch.add_column(sa.Column("fee_centimes", sa.BigInteger(), server_default=sa.text("0"),
+                                   nullable=False))
+        batch.create_check_constraint("fee_non_negative", "fee_centimes >= 0")
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("transfers") as batch:
+        batch.drop_constraint("ck_transfers_fee_non_negative", type_="check")
+        batch.drop_column("fee_centimes")
