@@ -2,9 +2,9 @@
 money, a partial unique index for "one live attempt per instruction"."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
-from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey,
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Date, DateTime, ForeignKey,
                         Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint,
                         text)
 from sqlalchemy.dialects.postgresql import JSONB
@@ -313,6 +313,12 @@ class Statement(Base):
     total_centimes: Mapped[int] = mapped_column(BigInteger)
     imported_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = _ts()
+    # Reconciliation (issue 4): the format read and, when it carries them, the
+    # balances; opening - payments + returns - closing must be 0.
+    format: Mapped[str] = mapped_column(String(8), default="csv", server_default=text("'csv'"))
+    opening_balance_centimes: Mapped[int | None] = mapped_column(BigInteger)
+    closing_balance_centimes: Mapped[int | None] = mapped_column(BigInteger)
+    balance_difference_centimes: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ReconItem(Base):
@@ -328,6 +334,7 @@ class ReconItem(Base):
     transfer_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id"), index=True)
     outcome: Mapped[str] = mapped_column(String(48))
     detail: Mapped[str | None] = mapped_column(String(200))
+    value_date: Mapped[date | None] = mapped_column(Date)  # issue 4
 
 
 # Each area keeps its tables in a module of its own; importing them here puts
