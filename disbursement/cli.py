@@ -252,52 +252,6 @@ def batch_release(obj: Ctx, batch_id: int) -> None:
     obj.svc.queue.drain()
 
 
-@main.command("reconcile")
-@click.option("--partner", required=True)
-@click.option("--statement", "statement", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.pass_obj
-def reconcile_command(obj: Ctx, partner: str, statement: Path) -> None:
-    """Match a partner's settlement statement against our transfers."""
-    from disbursement.services import reconcile
-
-    actor = obj.actor()
-    with statement.open("rb") as stream:
-        report = _domain_call(lambda: reconcile.reconcile(obj.svc, partner, stream, statement.name,
-                                                          actor))
-    click.echo(json.dumps(report.as_dict(), indent=2))
-
-
-@main.group()
-def ledger() -> None:
-    """The double-entry ledger."""
-
-
-@ledger.command("check")
-@click.option("--program")
-@click.option("--period")
-@click.pass_obj
-def ledger_check(obj: Ctx, program: str | None, period: str | None) -> None:
-    """Prove released = paid + returned + outstanding per cycle and partner."""
-    from disbursement.services import ledger as ledger_service
-
-    with obj.svc.uow() as session:
-        report = ledger_service.check(session, program, period)
-    if not report.cycles:
-        click.echo("no batch released yet: nothing to balance")
-    for c in report.cycles:
-        mark = "ok" if c.balanced else "DIFFERENCE"
-        click.echo(f"{c.program} {c.period} {c.partner:<10} released {format_units(c.released)} = "
-                   f"paid {format_units(c.paid)} + returned {format_units(c.returned)} + "
-                   f"outstanding {format_units(c.outstanding)}  {mark}")
-        for d in c.differences:
-            click.echo(f"    {d}")
-    if report.unbalanced_postings:
-        click.echo(f"unbalanced postings: {report.unbalanced_postings}")
-    if not report.balanced:
-        sys.exit(EXIT_CHECK_FAILED)
-
-
 @main.group()
 def transfer() -> None:
     """Transfers."""

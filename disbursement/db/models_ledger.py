@@ -77,3 +77,19 @@ class Arrears(Base):
     # Set by the planner of a later cycle when it pays the arrears.
     settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     __table_args__ = (Index("ix_arrears_program_settled", "program", "settled_at"),)
+
+
+class FundReturn(Base):
+    """Money a partner gave back for one transfer: an expired transfer (which
+    becomes `returned`) or a rejected / failed attempt whose funds sat in the
+    partner's clearing account. One per transfer: a second return of the same
+    transfer is a duplicate and changes nothing."""
+    __tablename__ = "fund_returns"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    transfer_id: Mapped[int] = mapped_column(ForeignKey("transfers.id"), unique=True)
+    partner_code: Mapped[str] = mapped_column(String(16))
+    amount_centimes: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    source: Mapped[str] = mapped_column(String(16))  # api | statement | file
+    reason_code: Mapped[str | None] = mapped_column(String(16))
+    at: Mapped[datetime] = _ts()

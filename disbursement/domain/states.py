@@ -36,7 +36,8 @@ TRANSITIONS: dict[TransferStatus, frozenset[TransferStatus]] = {
     S.ON_HOLD: frozenset({S.APPROVED, S.CANCELLED}),
     S.QUEUED: frozenset({S.SENT, S.UNKNOWN, S.FAILED, S.REJECTED}),
     # A partner may report `paid` before we heard `available`: accepted.
-    S.SENT: frozenset({S.AVAILABLE, S.PAID, S.REJECTED, S.UNKNOWN, S.CANCELLED}),
+    # A transfer sent and never collected (nor said available) expires too.
+    S.SENT: frozenset({S.AVAILABLE, S.PAID, S.REJECTED, S.UNKNOWN, S.CANCELLED, S.EXPIRED}),
     S.UNKNOWN: frozenset({S.SENT, S.AVAILABLE, S.PAID, S.REJECTED, S.QUEUED, S.FAILED}),
     S.AVAILABLE: frozenset({S.PAID, S.EXPIRED, S.CANCELLED}),
     S.EXPIRED: frozenset({S.RETURNED, S.PAID}),

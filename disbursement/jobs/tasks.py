@@ -31,3 +31,13 @@ def dispatch_chunk(outbox_id: int) -> dict:
     result = dispatch.dispatch_chunk(services(), outbox_id)
     return {"outbox_id": outbox_id, "sent": result.sent, "rejected": result.rejected,
             "resolved_unknown": result.resolved_unknown, "skipped": result.skipped}
+
+
+def run_expiry(as_of: str | None = None) -> dict:
+    """The daily expiry job (issue 4): `as_of` is an ISO date, default today."""
+    from datetime import date
+
+    from disbursement.services import expiry, users
+
+    day = date.fromisoformat(as_of) if as_of else None
+    return expiry.run(services(), users.SYSTEM, day).as_dict()

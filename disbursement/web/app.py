@@ -27,5 +27,9 @@ def create_app(settings: settings_module.Settings | None = None,
 
     for module in (session, registry, cycles, batches, confirmations, transfers, health, console):
         app.register_blueprint(module.bp)
+    from disbursement.web.api import recon
+
+    app.register_blueprint(recon.bp)
+    app.register_blueprint(recon.partner_bp)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     return app

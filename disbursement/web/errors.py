@@ -14,6 +14,10 @@ from disbursement.services.context import UnknownPartner
 from disbursement.services.planning import BadPeriod, UnknownProgram
 from disbursement.services.users import AuthenticationFailed, Forbidden
 from reconciliation.statement_csv import StatementError
+from reconciliation import entries as statement_entries
+from disbursement.services import exceptions as recon_exceptions, ledger as ledger_rules
+from disbursement.services.returns import BadReturn
+from disbursement.services.reports import UnknownReport
 
 
 class ApiError(Exception):
@@ -37,6 +41,14 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int, str]] = [
     (BadPeriod, 422, "invalid_period"),
     (NoRulesForYear, 422, "no_rules_for_year"),
     (MissingReason, 422, "reason_required"),
+    # reconciliation, ledger, exceptions (issue 4)
+    (statement_entries.StatementError, 422, "invalid_statement"),
+    (recon_exceptions.ExceptionNotFound, 404, "not_found"),
+    (recon_exceptions.AlreadyResolved, 409, "already_resolved"),
+    (recon_exceptions.BadResolution, 422, "invalid_resolution"),
+    (BadReturn, 422, "invalid_return"),
+    (UnknownReport, 404, "unknown_report"),
+    (ledger_rules.LedgerError, 422, "ledger_rule"),
 ]
 
 

@@ -4,12 +4,14 @@ statement line meets its transfer in exactly one outcome."""
 from __future__ import annotations
 
 import io
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from hypothesis import given, strategies as st
 
-from reconciliation.matcher import EXCEPTIONS, KnownTransfer, Outcome, match_line
+from reconciliation.entries import EntryKind
+from reconciliation.matcher import (EXCEPTIONS, Action, Decision, KnownTransfer, Outcome,
+                                    ageing_bucket, match_entry)
 from reconciliation.statement_csv import HEADER, StatementError, StatementLine, Trailer, read_lines
 
 HEADER_ROW = "reference,amount_centimes,currency,status,value_date,service_point"
@@ -188,70 +190,120 @@ def test_any_trailer_off_by_anything_is_refused(rows, count_off: int, total_off:
 
 # --- matching -----------------------------------------------------------------------
 
-LINE = StatementLine(2, "D1234567890ABCX", 70000, "MAD", "paid", date(2026, 12, 5), "SP-0001")
+REF = "D1234567890ABCX"
 PAID = KnownTransfer(id=7, amount_centimes=70000, currency="MAD", status="paid")
 
 
+def decide(transfer, *, amount=70000, currency="MAD", kind=EntryKind.PAYMENT, seen=False):
+    return match_entry(REF, amount, currency, kind, transfer, seen)
+
+
 def test_paid_transfer_with_same_amount_and_currency_matches() -> None:
-    assert match_line(LINE, PAID, already_seen=False) == (Outcome.MATCHED, None)
+    assert decide(PAID) == Decision(Outcome.MATCHED)
 
 
 def test_second_line_for_a_reference_is_a_duplicate_whatever_else() -> None:
     for transfer in (PAID, None, KnownTransfer(7, 1, "EUR", "sent")):
-        assert match_line(LINE, transfer, already_seen=True) == (
-            Outcome.DUPLICATE_LINE, "reference D1234567890ABCX appears earlier in the statement")
+        assert decide(transfer, seen=True) == Decision(
+            Outcome.DUPLICATE_LINE, f"reference {REF} appears earlier in the statement")
+
+
+def test_line_for_a_transfer_reconciled_on_an_earlier_statement_is_a_duplicate() -> None:
+    earlier = KnownTransfer(7, 70000, "MAD", "paid", recon_outcome="matched")
+
+    assert decide(earlier).outcome == Outcome.DUPLICATE_LINE
+
+
+def test_line_for_a_transfer_missing_from_an_earlier_statement_matches_now() -> None:
+    missing = KnownTransfer(7, 70000, "MAD", "paid", recon_outcome=Outcome.MISSING_FROM_STATEMENT.value)
+
+    assert decide(missing) == Decision(Outcome.MATCHED)
 
 
 def test_line_without_a_transfer_is_an_unknown_reference() -> None:
-    assert match_line(LINE, None, already_seen=False) == (
-        Outcome.UNKNOWN_REFERENCE, "no transfer D1234567890ABCX for this partner")
+    assert decide(None) == Decision(Outcome.UNKNOWN_REFERENCE, f"no transfer {REF} for this partner")
 
 
 def test_line_in_another_currency_is_a_currency_mismatch() -> None:
-    transfer = KnownTransfer(7, 70000, "EUR", "paid")
-
-    assert match_line(LINE, transfer, already_seen=False) == (
+    assert decide(KnownTransfer(7, 70000, "EUR", "paid")) == Decision(
         Outcome.CURRENCY_MISMATCH, "statement MAD, transfer EUR")
 
 
-@pytest.mark.parametrize("expected, difference", [(69999, 1), (70500, -500)])
-def test_line_with_another_amount_is_an_amount_mismatch(expected: int, difference: int) -> None:
+@pytest.mark.parametrize("expected, outcome, difference", [
+    (69999, Outcome.AMOUNT_OVER, 1), (70500, Outcome.AMOUNT_UNDER, -500)])
+def test_line_with_another_amount_is_over_or_under(expected: int, outcome: Outcome,
+                                                   difference: int) -> None:
     transfer = KnownTransfer(7, expected, "MAD", "paid")
 
-    assert match_line(LINE, transfer, already_seen=False) == (
-        Outcome.AMOUNT_MISMATCH,
-        f"statement 70000, transfer {expected} (difference {difference})")
+    decision = decide(transfer)
+
+    assert decision == Decision(outcome, f"statement 70000, transfer {expected} (difference {difference})")
+    assert decision.exposure(70000, transfer) == difference
 
 
 def test_currency_is_checked_before_amount() -> None:
-    transfer = KnownTransfer(7, 1, "EUR", "paid")
-
-    assert match_line(LINE, transfer, already_seen=False)[0] == Outcome.CURRENCY_MISMATCH
+    assert decide(KnownTransfer(7, 1, "EUR", "paid")).outcome == Outcome.CURRENCY_MISMATCH
 
 
-@pytest.mark.parametrize("status", ["sent", "available", "unknown", "expired", "returned"])
-def test_line_for_a_transfer_not_paid_in_our_records(status: str) -> None:
-    transfer = KnownTransfer(7, 70000, "MAD", status)
+@pytest.mark.parametrize("status, outcome", [
+    ("cancelled", Outcome.PAID_BUT_CANCELLED), ("expired", Outcome.PAID_BUT_EXPIRED),
+    ("returned", Outcome.PAID_BUT_RETURNED), ("rejected", Outcome.NOT_PAID_HERE),
+    ("failed", Outcome.NOT_PAID_HERE), ("queued", Outcome.NOT_PAID_HERE)])
+def test_line_paid_for_a_transfer_closed_or_never_sent_here(status: str, outcome: Outcome) -> None:
+    assert decide(KnownTransfer(7, 70000, "MAD", status)) == Decision(
+        outcome, f"transfer is {status} in our records")
 
-    assert match_line(LINE, transfer, already_seen=False) == (
-        Outcome.NOT_PAID_HERE, f"transfer is {status} in our records")
+
+@pytest.mark.parametrize("status", ["sent", "available", "unknown"])
+def test_line_paid_for_a_transfer_still_out_confirms_the_payment(status: str) -> None:
+    decision = decide(KnownTransfer(7, 70000, "MAD", status))
+
+    assert (decision.outcome, decision.action) == (Outcome.MATCHED, Action.CONFIRM_PAID)
 
 
-def test_every_outcome_but_matched_is_an_exception() -> None:
-    assert EXCEPTIONS == frozenset(Outcome) - {Outcome.MATCHED}
+@pytest.mark.parametrize("status, outcome, action", [
+    ("expired", Outcome.RETURNED, Action.BOOK_RETURN),
+    ("rejected", Outcome.RETURNED, Action.BOOK_RETURN),
+    ("failed", Outcome.RETURNED, Action.BOOK_RETURN),
+    ("returned", Outcome.DUPLICATE_LINE, None),
+    ("paid", Outcome.RETURN_OF_PAID, None),
+    ("available", Outcome.RETURN_NOT_ALLOWED, None)])
+def test_return_entry(status: str, outcome: Outcome, action) -> None:
+    decision = decide(KnownTransfer(7, 70000, "MAD", status), kind=EntryKind.RETURN)
+
+    assert (decision.outcome, decision.action) == (outcome, action)
+
+
+def test_return_of_funds_already_returned_is_a_duplicate() -> None:
+    transfer = KnownTransfer(7, 70000, "MAD", "rejected", funds_returned=True)
+
+    assert decide(transfer, kind=EntryKind.RETURN).outcome == Outcome.DUPLICATE_LINE
+
+
+def test_every_outcome_but_matched_and_returned_is_an_exception() -> None:
+    assert EXCEPTIONS == frozenset(Outcome) - {Outcome.MATCHED, Outcome.RETURNED}
     assert Outcome.MISSING_FROM_STATEMENT in EXCEPTIONS
 
 
-@given(amount=st.integers(0, 10**9), expected=st.integers(0, 10**9),
-       currency=st.sampled_from(["MAD", "EUR"]), status=st.sampled_from(["paid", "sent", "returned"]),
-       known=st.booleans(), seen=st.booleans())
+@pytest.mark.parametrize("days, bucket", [(0, "0-7"), (7, "0-7"), (8, "8-30"), (30, "8-30"),
+                                          (31, "31-60"), (60, "31-60"), (61, ">60"), (400, ">60")])
+def test_ageing_buckets(days: int, bucket: str) -> None:
+    assert ageing_bucket(date(2026, 12, 31) - timedelta(days=days), date(2026, 12, 31)) == bucket
+
+
+@given(amount=st.integers(1, 10**9), expected=st.integers(1, 10**9),
+       currency=st.sampled_from(["MAD", "EUR"]),
+       status=st.sampled_from(["paid", "sent", "returned", "expired", "rejected"]),
+       kind=st.sampled_from(list(EntryKind)), known=st.booleans(), seen=st.booleans())
 def test_each_line_ends_in_exactly_one_outcome_explained_unless_matched(
-        amount: int, expected: int, currency: str, status: str, known: bool, seen: bool) -> None:
-    line = StatementLine(2, "DREF", amount, "MAD", "paid", date(2026, 12, 5), None)
+        amount: int, expected: int, currency: str, status: str, kind: EntryKind, known: bool,
+        seen: bool) -> None:
     transfer = KnownTransfer(1, expected, currency, status) if known else None
 
-    outcome, detail = match_line(line, transfer, already_seen=seen)
+    decision = decide(transfer, amount=amount, kind=kind, seen=seen)
 
-    matched = not seen and known and currency == "MAD" and amount == expected and status == "paid"
-    assert (outcome == Outcome.MATCHED) == matched
-    assert (detail is None) == matched
+    agrees = not seen and known and currency == "MAD" and amount == expected and (
+        status in ("paid", "sent") if kind == EntryKind.PAYMENT else status in ("expired", "rejected"))
+    assert (decision.outcome in (Outcome.MATCHED, Outcome.RETURNED)) == agrees
+    assert (decision.outcome in EXCEPTIONS) == (not agrees)
+    assert decision.detail is not None or decision.outcome == Outcome.MATCHED

@@ -36,5 +36,6 @@ def upload_statement(code: str):
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise ApiError(422, "file_required", "send the statement as multipart field 'file'")
-    report = reconcile.reconcile(services(), code, upload.stream, upload.filename, g.actor)
+    report = reconcile.reconcile(services(), code, upload.stream, upload.filename, g.actor,
+                                 request.form.get("format") or "csv")
     return jsonify(report.as_dict()), 200 if report.duplicate_of else 201

@@ -132,6 +132,21 @@ def upgrade() -> None:
         sa.UniqueConstraint("transfer_id", name=op.f("uq_arrears_transfer_id")),
     )
     op.create_index(op.f("ix_arrears_household_pk"), "arrears", ["household_pk"])
+    op.create_table(
+        "fund_returns",
+        sa.Column("id", BigId, nullable=False),
+        sa.Column("transfer_id", BigId, nullable=False),
+        sa.Column("partner_code", sa.String(length=16), nullable=False),
+        sa.Column("amount_centimes", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("reason_code", sa.String(length=16), nullable=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["transfer_id"], ["transfers.id"],
+                                name=op.f("fk_fund_returns_transfer_id_transfers")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_fund_returns")),
+        sa.UniqueConstraint("transfer_id", name=op.f("uq_fund_returns_transfer_id")),
+    )
     op.create_index("ix_arrears_program_settled", "arrears", ["program", "settled_at"])
     if op.get_bind().dialect.name == "postgresql":
         op.execute(PG_TRIGGERS)
@@ -147,6 +162,7 @@ def downgrade() -> None:
         for table in ("postings", "lines"):
             for op_name in ("update", "delete"):
                 op.execute(f"DROP TRIGGER IF EXISTS ledger_{table}_no_{op_name}")
+    op.drop_table("fund_returns")
     op.drop_table("arrears")
     op.drop_table("recon_exceptions")
     with op.batch_alter_table("recon_items") as batch:
