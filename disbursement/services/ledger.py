@@ -50,6 +50,9 @@ from disbursement.db.models import (Batch, Cycle, LedgerLine, LedgerPosting, Pay
 from disbursement.db.models_ledger import FundReturn
 from disbursement.domain.states import RELEASED, BatchStatus, TransferStatus
 
+# A released batch's transfers whose money went to the partner: RELEASED, and
+# those cancelled after release (their money stays at the partner until returned).
+AT_PARTNER = RELEASED | {TransferStatus.CANCELLED}
 ACCOUNT_KINDS = frozenset({"budget", "commitments", "prefunding", "clearing", "paid", "returned",
                            "fees", "corrections"})
 
@@ -280,7 +283,7 @@ def _operational_figures(session: Session, program: str | None, period: str | No
             .join(Cycle, Cycle.id == Batch.cycle_id)
             .outerjoin(FundReturn, FundReturn.transfer_id == Transfer.id)
             .where(Batch.status == BatchStatus.RELEASED.value,
-                   Transfer.status.in_([s.value for s in RELEASED]))
+                   Transfer.status.in_([s.value for s in AT_PARTNER]))
             .group_by(Cycle.program, Cycle.period, Transfer.partner_code))
     if program:
         stmt = stmt.where(Cycle.program == program)

@@ -99,7 +99,7 @@ def test_cycle_reconciles_statement_faults(live, officers, households_csv):
     counts = report.as_dict()
     assert counts["exceptions"]["paid_in_records_missing_from_statement"] == 1
     assert counts["exceptions"]["unknown_reference"] == 1
-    assert counts["exceptions"]["amount_mismatch"] == 1
+    assert counts["exceptions"]["amount_over"] == 1
     assert counts["exceptions"]["duplicate_line"] == 1
     again = reconcile.reconcile(svc, "BARID", io.BytesIO(statement), "barid.csv", officers.maker)
     assert again.duplicate_of == report.statement_id
