@@ -9,13 +9,14 @@ a bad transfer never leaves half a file behind.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import IO, Sequence
+from typing import IO, Iterator, Sequence
 
 from connectors.base import OutboundTransfer
 from connectors.iso20022.writing import DocumentWriter, Spec, iso_datetime
-from connectors.iso20022.xml import PAIN_001, format_centimes
+from connectors.iso20022.xml import PAIN_001, MessageError, Node, format_centimes, parse_centimes, walk
 from disbursement.domain.rib import bank_code, rib_problem
 
 MAX35 = 35
@@ -25,6 +26,8 @@ MAX140 = 140
 CLEARING_SYSTEM = "SIMT"
 # The RIB is Morocco's basic bank account number: ISO's external code BBAN.
 ACCOUNT_SCHEME = "BBAN"
+# Characters XML 1.0 cannot carry at all (control characters, surrogates).
+_NOT_XML = re.compile("[^\x09\x0A\x0D\x20-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
 
 
 class InitiationError(ValueError):
@@ -70,7 +73,7 @@ def totals(header: InitiationHeader, transfers: Sequence[OutboundTransfer]) -> I
     seen: set[str] = set()
     for transfer in transfers:
         ref = transfer.reference
-        if not ref or len(ref) > MAX35:
+        if not ref or len(ref) > MAX35 or _NOT_XML.search(ref):
             raise InitiationError(f"transfer {ref!r}: reference must be 1 to {MAX35} characters")
         if ref in seen:
             raise InitiationError(f"transfer {ref}: appears twice in the batch")
@@ -87,6 +90,8 @@ def totals(header: InitiationHeader, transfers: Sequence[OutboundTransfer]) -> I
         currency = transfer.currency
         if not transfer.beneficiary_name.strip():
             raise InitiationError(f"transfer {ref}: beneficiary name is empty")
+        if _NOT_XML.search(transfer.beneficiary_name):
+            raise InitiationError(f"transfer {ref}: beneficiary name holds a control character")
         count += 1
         total += transfer.amount_centimes
     if count == 0:
@@ -154,8 +159,92 @@ def _check_header(header: InitiationHeader) -> None:
                                 ("payment_information_id", header.payment_information_id, MAX35),
                                 ("initiating_party", header.initiating_party, MAX140),
                                 ("debtor.name", header.debtor.name, MAX140)):
-        if not value or not value.strip() or len(value) > limit:
-            raise InitiationError(f"header {field}: must be 1 to {limit} characters")
+        if not value or not value.strip() or len(value) > limit or _NOT_XML.search(value):
+            raise InitiationError(f"header {field}: must be 1 to {limit} printable characters")
     problem = rib_problem(header.debtor.rib)
     if problem:
         raise InitiationError(f"header debtor.rib: {problem}")
+
+
+# --- reading (the bank simulator's side) ------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class InitiatedTransfer:
+    reference: str                 # EndToEndId
+    amount_centimes: int
+    currency: str
+    creditor_name: str | None
+    creditor_account: str | None   # CdtrAcct/Id/Othr/Id or IBAN
+    payment_information_id: str
+    locator: str
+
+
+@dataclass
+class InitiationSummary:
+    """Filled by `read_pain001` as it reads the group header and PmtInfs."""
+    message_id: str | None = None
+    declared_count: int | None = None
+    declared_total_centimes: int | None = None
+    payment_information_ids: list[str] = field(default_factory=list)
+    count: int = 0
+    total_centimes: int = 0
+
+
+_UNITS = frozenset({"GrpHdr", "PmtInf/PmtInfId", "PmtInf/NbOfTxs", "PmtInf/CtrlSum", "PmtInf/CdtTrfTxInf"})
+
+
+def read_pain001(stream: IO[bytes], summary: InitiationSummary) -> Iterator[InitiatedTransfer]:
+    """Stream the transactions of a pain.001.001.10, filling `summary`.
+
+    Raises `MessageError` naming the element when the file is malformed, or
+    when NbOfTxs / CtrlSum (group or PmtInf) disagree with the transactions."""
+    pmt_id = ""
+    pmt: dict[str, int | None] = {}
+    for event in walk(stream, PAIN_001, units=_UNITS, containers=frozenset({"PmtInf"})):
+        node = event.node
+        if event.path == "GrpHdr":
+            summary.message_id = node.text("MsgId")
+            summary.declared_count = _count(node.require("NbOfTxs"))
+            ctrl = node.child("CtrlSum")
+            summary.declared_total_centimes = None if ctrl is None else parse_centimes(ctrl.text() or "", ctrl.where)
+        elif event.path == "PmtInf":
+            if event.kind == "start":
+                pmt = {"declared_count": None, "declared_total": None, "count": 0, "total": 0}
+            else:
+                _check_totals(node.where, pmt["declared_count"], pmt["declared_total"], pmt["count"], pmt["total"])
+        elif event.path == "PmtInf/PmtInfId":
+            pmt_id = node.text() or ""
+            summary.payment_information_ids.append(pmt_id)
+        elif event.path == "PmtInf/NbOfTxs":
+            pmt["declared_count"] = _count(node)
+        elif event.path == "PmtInf/CtrlSum":
+            pmt["declared_total"] = parse_centimes(node.text() or "", node.where)
+        else:
+            centimes, currency = node.amount("Amt/InstdAmt")
+            account = node.child("CdtrAcct/Id/Othr/Id") or node.child("CdtrAcct/Id/IBAN")
+            transfer = InitiatedTransfer(node.text("PmtId/EndToEndId") or "", centimes, currency,
+                                         node.text("Cdtr/Nm", required=False),
+                                         None if account is None else account.text(), pmt_id, node.where)
+            pmt["count"] = (pmt["count"] or 0) + 1
+            pmt["total"] = (pmt["total"] or 0) + centimes
+            summary.count += 1
+            summary.total_centimes += centimes
+            yield transfer
+    _check_totals("GrpHdr", summary.declared_count, summary.declared_total_centimes,
+                  summary.count, summary.total_centimes)
+
+
+def _count(node: Node) -> int:
+    text = node.text() or ""
+    if not text.isascii() or not text.isdigit():
+        raise MessageError(f"{node.where}: {text!r} is not a count")
+    return int(text)
+
+
+def _check_totals(where: str, declared_count: int | None, declared_total: int | None,
+                  count: int | None, total: int | None) -> None:
+    if declared_count is not None and declared_count != count:
+        raise MessageError(f"{where}/NbOfTxs: declares {declared_count} transactions, the file holds {count}")
+    if declared_total is not None and declared_total != total:
+        raise MessageError(f"{where}/CtrlSum: declares {format_centimes(declared_total)}, "
+                           f"the transactions add up to {format_centimes(total or 0)}")

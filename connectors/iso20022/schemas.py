@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from pathlib import Path
 from typing import IO
 
@@ -17,6 +18,7 @@ from connectors.iso20022.xml import MESSAGE_TYPES, MessageError, MessageType, me
 
 XSD_DIR = Path(__file__).resolve().parent / "xsd"
 MAX_REPORTED_ERRORS = 5
+_NAMESPACE = re.compile(r"\{[^}]*\}")
 
 
 class SchemaViolation(MessageError):
@@ -52,11 +54,16 @@ def validate(source: str | os.PathLike | IO[bytes], message: MessageType | str |
                 if element.getparent() is not None and element.getparent().getparent() is not None:
                     element.clear()
         except etree.XMLSyntaxError as exc:
-            errors = [f"line {e.line}: {e.message}" for e in list(events.error_log)[:MAX_REPORTED_ERRORS]]
-            if exc.__class__ is etree.XMLSyntaxError and not errors:
-                errors = [str(exc)]
-            raise SchemaViolation(f"not a valid {message.name}: " + "; ".join(errors or [str(exc)])) from None
+            # Streaming validation reports no line numbers; the element names
+            # (namespace dropped) say where.
+            errors = [_describe(e) for e in list(events.error_log)[:MAX_REPORTED_ERRORS]] or [str(exc)]
+            raise SchemaViolation(f"not a valid {message.name}: " + "; ".join(errors)) from None
     return message
+
+
+def _describe(error: etree._LogEntry) -> str:
+    text = _NAMESPACE.sub("", error.message)
+    return f"line {error.line}: {text}" if error.line else text
 
 
 def _open(source: str | os.PathLike | IO[bytes]):
