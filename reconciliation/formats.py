@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import BinaryIO, Callable, Iterator
 
+from connectors.iso20022.camt053 import read_camt053
+from connectors.iso20022.camt054 import read_camt054
 from reconciliation import statement_csv
 from reconciliation.entries import EntryKind, StatementEntry, StatementError, StatementSummary
 
@@ -29,7 +31,7 @@ def read_csv(stream: BinaryIO, summary: StatementSummary) -> Iterator[StatementE
     summary.declared_count, summary.declared_total_centimes = trailer.count, trailer.total_centimes
 
 
-READERS: dict[str, Reader] = {"csv": read_csv}
+READERS: dict[str, Reader] = {"csv": read_csv, "camt053": read_camt053, "camt054": read_camt054}
 
 
 def reader(format_name: str) -> Reader:
