@@ -22,10 +22,11 @@ def find_reference(text: str | None) -> str | None:
     are upper-case), or None."""
     if not text:
         return None
-    text = _SUBFIELD.sub(" ", text)
-    # Lines as words first; then joined, for a reference the bank wrapped at
-    # its line width.
-    for variant in (text.replace("\n", " "), text.replace("\r", "").replace("\n", "")):
+    # Subfields and lines as separate words first; then glued together, for a
+    # reference the bank wrapped at its line or subfield width.
+    spaced = _SUBFIELD.sub(" ", text).replace("\n", " ")
+    glued = _SUBFIELD.sub("", text).replace("\r", "").replace("\n", "")
+    for variant in (spaced, glued):
         for candidate in _CANDIDATE.findall(variant):
             if is_valid_reference(candidate):
                 return candidate
