@@ -5,8 +5,7 @@ An entry meets its transfer by reference; then currency, then amount (over or
 under), then what our records say of the transfer. A payment entry for a
 transfer still `sent` / `available` / `unknown` here is the partner's word that
 it paid: it matches, and the caller confirms the payment. A return entry gives
-back the funds of an expired transfer (or of a rejected / failed attempt, or
-of a transfer cancelled after release);
+back the funds of an expired transfer (or of a rejected / failed attempt);
 a return of a paid transfer is not a transition our state table allows, so it
 is flagged for an officer.
 """
@@ -49,7 +48,7 @@ class Action(enum.StrEnum):
 PAID_LATE_FROM = frozenset({"sent", "available", "unknown"})
 PAID_BUT = {"cancelled": Outcome.PAID_BUT_CANCELLED, "expired": Outcome.PAID_BUT_EXPIRED,
             "returned": Outcome.PAID_BUT_RETURNED}
-FUNDS_RETURNABLE = frozenset({"expired", "rejected", "failed", "cancelled"})
+FUNDS_RETURNABLE = frozenset({"expired", "rejected", "failed"})
 
 
 @dataclass(frozen=True, slots=True)

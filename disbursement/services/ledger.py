@@ -20,6 +20,8 @@ Postings, each tagged with the program, period (cycle) and partner it concerns:
   prefunding    Dr prefunding:<partner>   Cr budget:<program>
   release       Dr clearing:<partner>     Cr prefunding:<partner> (up to its balance)
                                           Cr budget:<program>     (the rest)
+  cancellation  Dr budget:<program>       Cr clearing:<partner>  (the partner confirmed a
+                cancellation: the release is reversed; services/cancellation.py)
   payment       Dr paid:<program>         Cr clearing:<partner>
   fee           Dr fees:<partner>         Cr budget:<program>    (with the payment)
   expiry        none: an expired transfer's money is still at the partner
@@ -29,7 +31,7 @@ Postings, each tagged with the program, period (cycle) and partner it concerns:
 
 A rejected or failed attempt's money stays in clearing:<partner> until the
 partner returns it (a return posting); a re-issue is a new batch and posts its
-own release. Hence, per cycle and partner:
+own release. Hence, per cycle and partner (released net of cancellations):
 
   released = paid + returned + outstanding + corrections
 
@@ -50,9 +52,9 @@ from disbursement.db.models import (Batch, Cycle, LedgerLine, LedgerPosting, Pay
 from disbursement.db.models_ledger import FundReturn
 from disbursement.domain.states import RELEASED, BatchStatus, TransferStatus
 
-# A released batch's transfers whose money went to the partner: RELEASED, and
-# those cancelled after release (their money stays at the partner until returned).
-AT_PARTNER = RELEASED | {TransferStatus.CANCELLED}
+# Postings whose clearing legs make the "released" figure: a release, net of
+# the cancellations that reverse it (disbursement.services.cancellation).
+RELEASE_KINDS = ("release", "cancellation")
 ACCOUNT_KINDS = frozenset({"budget", "commitments", "prefunding", "clearing", "paid", "returned",
                            "fees", "corrections"})
 
@@ -257,7 +259,7 @@ def _ledger_figures(session: Session, program: str | None, period: str | None) -
         return func.coalesce(func.sum(case((condition, amount), else_=0)), 0)
 
     stmt = (select(LedgerPosting.program, LedgerPosting.period, LedgerPosting.partner_code,
-                   total((LedgerPosting.kind == "release") & acct.like("clearing:%")),
+                   total(LedgerPosting.kind.in_(RELEASE_KINDS) & acct.like("clearing:%")),
                    total(acct.like("paid:%")), total(acct.like("returned:%")),
                    total(acct.like("clearing:%")), total(acct.like("corrections:%")),
                    total(acct.like("fees:%")))
@@ -283,7 +285,7 @@ def _operational_figures(session: Session, program: str | None, period: str | No
             .join(Cycle, Cycle.id == Batch.cycle_id)
             .outerjoin(FundReturn, FundReturn.transfer_id == Transfer.id)
             .where(Batch.status == BatchStatus.RELEASED.value,
-                   Transfer.status.in_([s.value for s in AT_PARTNER]))
+                   Transfer.status.in_([s.value for s in RELEASED]))
             .group_by(Cycle.program, Cycle.period, Transfer.partner_code))
     if program:
         stmt = stmt.where(Cycle.program == program)

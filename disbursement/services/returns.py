@@ -1,8 +1,9 @@
 """The partner's return of funds, and the households owed arrears.
 
 Funds come back for an expired transfer (which becomes `returned`) or for a
-rejected / failed attempt or a transfer cancelled after release (whose money
-sat in the partner's clearing account; the transfer keeps its state). Either way, in one transaction: the state change,
+rejected / failed attempt (whose money sat in the partner's clearing account;
+the attempt keeps its state). A cancelled transfer's release was already
+reversed when the partner confirmed the cancellation. Either way, in one transaction: the state change,
 a `FundReturn` row (one per transfer: a second return is a duplicate), the
 return posting, and for an expired transfer an `Arrears` row for the household.
 A return of a paid transfer, or of one still live, is not allowed by the state

@@ -31,5 +31,8 @@ def create_app(settings: settings_module.Settings | None = None,
 
     app.register_blueprint(recon.bp)
     app.register_blueprint(recon.partner_bp)
+    from disbursement.web import observability
+
+    observability.register(app)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     return app

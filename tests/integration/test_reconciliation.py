@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 
 from disbursement.db.models import LedgerLine, ReconItem, Statement, Transfer, utcnow
 from disbursement.db.models_ledger import Arrears, FundReturn, ReconException
-from disbursement.domain.states import TransferStatus as S
 from disbursement.services import confirmations, exceptions, expiry, ledger, reconcile, returns
 from tests.support.recon_world import build_world, csv_statement, truth
 
@@ -55,9 +54,9 @@ def test_every_outcome_of_a_csv_statement(world, officers):
     amount = {ref: world.transfer(ref).amount_centimes for ref in r}
     _confirm(world, [r[0], r[1], r[2], r[3], r[8], r[11]], "paid")
     _confirm(world, [r[4], r[5], r[6], r[10], r[12]], "available")
-    world.move([r[4]], S.CANCELLED)
-    world.move([r[5], r[6], r[10]], S.EXPIRED)
-    world.move([r[7], r[13]], S.REJECTED)
+    _confirm(world, [r[4]], "cancelled")
+    _confirm(world, [r[5], r[6], r[10]], "expired")
+    _confirm(world, [r[7], r[13]], "rejected")
     assert returns.apply_partner_returns(svc, PARTNER, [
         {"event_id": "RET-1", "reference": r[6], "reason_code": "MD06"}]).returned == 1
 

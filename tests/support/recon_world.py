@@ -100,9 +100,7 @@ def _fields(reference: str, amount: int, currency: str = "MAD", status: str = "p
 def truth(session) -> dict[tuple[str, str], dict[str, int]]:
     """The conservation figures computed straight from the transfers, without
     the ledger: (period, partner) -> released, paid, returned."""
-    # Every batch of the world is released: cancelled transfers were cancelled
-    # after release, their money at the partner.
-    released_states = [s.value for s in RELEASED | {S.CANCELLED}]
+    released_states = [s.value for s in RELEASED]
     out: dict[tuple[str, str], dict[str, int]] = {}
     for partner, status, amount, returned in session.execute(
             select(Transfer.partner_code, Transfer.status, func.sum(Transfer.amount_centimes),
