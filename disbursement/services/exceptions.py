@@ -110,9 +110,9 @@ def open_for_transfers(session: Session, partner_code: str,
     if not items:
         return 0
     ids = sorted({i[0] for i in items})
-    existing = set(session.execute(select(ReconException.transfer_id, ReconException.type)
-                                   .where(ReconException.transfer_id.in_(ids),
-                                          ReconException.status.in_(UNSETTLED))).tuples())
+    existing = {(tid, kind) for tid, kind in session.execute(
+        select(ReconException.transfer_id, ReconException.type)
+        .where(ReconException.transfer_id.in_(ids), ReconException.status.in_(UNSETTLED)))}
     info = {r.id: r for r in session.execute(
         select(Transfer.id, Transfer.reference, PaymentInstruction.program, PaymentInstruction.period)
         .join(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)

@@ -73,8 +73,8 @@ class UnknownAccount(LedgerError, ValueError):
 
 
 class PostingIsImmutable(LedgerError):
-    """Raised (by `commit`, from the database's refusal) when something tried
-    to UPDATE or DELETE a posting or a line: post a correction instead."""
+    """The rule (see `refusal`) behind the database's refusal of an UPDATE or
+    DELETE of a posting or a line: post a correction instead."""
 
 
 def post(session: Session, kind: str, program: str, period: str, partner_code: str,
@@ -95,6 +95,16 @@ def post(session: Session, kind: str, program: str, period: str, partner_code: s
     return posting_id
 
 
+def refusal(exc: DBAPIError) -> LedgerError | None:
+    """The ledger rule behind a database error raised by the triggers, if any."""
+    message = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
+    if "unbalanced ledger posting" in message:
+        return UnbalancedPosting(message)
+    if "rows are never changed" in message:
+        return PostingIsImmutable(message)
+    return None
+
+
 def commit(session: Session) -> None:
     """Commits, translating the database's ledger rules into ours: the
     deferred balance trigger fires here, at commit."""
@@ -102,12 +112,10 @@ def commit(session: Session) -> None:
         session.commit()
     except DBAPIError as exc:
         session.rollback()
-        message = str(exc.orig)
-        if "unbalanced ledger posting" in message:
-            raise UnbalancedPosting(message.splitlines()[0]) from exc
-        if "are never changed" in message:
-            raise PostingIsImmutable(message.splitlines()[0]) from exc
-        raise
+        rule = refusal(exc)
+        if rule is None:
+            raise
+        raise rule from exc
 
 
 def balance(session: Session, account: str, program: str | None = None) -> int:

@@ -41,7 +41,7 @@ CREATE CONSTRAINT TRIGGER ledger_lines_balanced AFTER INSERT ON ledger_lines
 
 CREATE FUNCTION ledger_refuse_change() RETURNS trigger AS $$
 BEGIN
-    RAISE EXCEPTION 'ledger % are never changed: % refused (post a correction instead)',
+    RAISE EXCEPTION '% rows are never changed: % refused (post a correction instead)',
         TG_TABLE_NAME, TG_OP USING ERRCODE = '42501';
 END $$ LANGUAGE plpgsql;
 
@@ -59,7 +59,7 @@ DROP FUNCTION IF EXISTS ledger_posting_balanced();
 """
 SQLITE_TRIGGERS = [
     f"CREATE TRIGGER ledger_{table}_no_{op_name.lower()} BEFORE {op_name} ON ledger_{table} "
-    f"BEGIN SELECT RAISE(ABORT, 'ledger {table} are never changed: {op_name} refused'); END"
+    f"BEGIN SELECT RAISE(ABORT, 'ledger_{table} rows are never changed: {op_name} refused'); END"
     for table in ("postings", "lines") for op_name in ("UPDATE", "DELETE")]
 
 
