@@ -10,6 +10,7 @@ from flask import Blueprint, g, jsonify, request, send_file
 from connectors import signing
 from disbursement.domain.states import Role
 from disbursement.services import exceptions, ledger, reports, returns
+from disbursement.services.nonces import DatabaseNonces
 from disbursement.web.auth import require, services
 from disbursement.web.errors import ApiError
 
@@ -100,7 +101,14 @@ def partner_returns(code: str):
     svc = services()
     partner = svc.partner(code)
     raw = request.get_data(cache=False)
-    signing.verify(svc.partner_keys(partner.code), request.headers, raw)
+    # The same check as confirmations: signature over method, target, timestamp,
+    # nonce and body; a nonce seen before is a replay.
+    target = signing.request_target(request.path, request.query_string)
+    with svc.uow() as session:
+        signing.verify(svc.partner_keys(partner.code), request.headers, raw,
+                       method=request.method, target=target,
+                       nonces=DatabaseNonces(session, partner.code))
+        session.commit()
     try:
         payload = json.loads(raw)
     except ValueError:
