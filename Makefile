@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 # suite is young; a run that collects nothing still says so loudly).
 ALLOW_NO_TESTS ?=
 
-.PHONY: help venv install run test bench migrate services services-stop clean distclean
+.PHONY: help venv install run test bench bench-recon migrate services services-stop clean distclean
 
 help:
 	@echo "make venv       create $(VENV) (python3 -m venv)"
@@ -24,6 +24,7 @@ help:
 	@echo "make run        demo: disburse serve --demo on http://127.0.0.1:8000 (SQLite, no Redis)"
 	@echo "make test       ensure PostgreSQL + Redis, run pytest (PYTEST_ARGS=...), stop private servers"
 	@echo "make bench      the 100,000-household cycle with its floors measured in the same run (bench.cycle)"
+	@echo "make bench-recon  reconcile a 1,000,000-line statement; figures into BENCHMARKS.md (bench.recon)"
 	@echo "make migrate    disburse db upgrade"
 	@echo "make services / services-stop   start / stop the private test servers by hand"
 	@echo "make clean      remove var/ and caches;  make distclean  also removes $(VENV)"
@@ -87,6 +88,13 @@ bench: install
 	$(SERVICES) ensure || exit $$?; \
 	set -a; . $(SERVICES_ENV); set +a; \
 	$(VENV_PY) -m bench.cycle
+
+# Reconciliation of a 1,000,000-line statement, beside the COPY floor (issue 4).
+bench-recon: install
+	@trap '$(SERVICES) stop' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
+	$(SERVICES) ensure || exit $$?; \
+	set -a; . $(SERVICES_ENV); set +a; \
+	$(VENV_PY) -m bench.recon
 
 # ---------------------------------------------------------------- cleanup
 

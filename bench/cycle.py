@@ -204,7 +204,11 @@ def write_markdown(result: dict, path: Path) -> None:
               "apart from our endpoint).", "",
               "Targets for later issues: plan >= 50,000 instructions/s; confirmations >= 20,000/s "
               "in bulk.", ""]
-    path.write_text("\n".join(lines))
+    from bench.sections import marked_sections
+
+    # Sections other benchmarks wrote (bench.recon) stay.
+    kept = marked_sections(path)
+    path.write_text("\n".join(lines) + ("\n" + kept if kept else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
