@@ -23,17 +23,19 @@ def build_connector(partner: Partner, base_url: str, key: bytes,
 FILE_PROTOCOLS = frozenset({"sftp_csv", "iso20022"})
 
 
-def build_file_connector(partner: Partner, url: str, secrets, timeout_seconds: float) -> Connector:
+def build_file_connector(partner: Partner, url: str, settings, timeout_seconds: float) -> Connector:
     """Raises SftpConfigError when the partner's SFTP endpoint or secrets are
-    missing (`secrets` is the partner's `settings.SftpSecrets`, or None)."""
+    missing, BankConfigError when a bank's funding account is not configured."""
     from connectors.sftp import SftpEndpoint
 
+    secrets = settings.partner_sftp.get(partner.code)
     endpoint = SftpEndpoint.from_url(partner.code, url, secrets and secrets.host_key,
                                      secrets and secrets.password, secrets and secrets.key_file)
     if partner.protocol == "sftp_csv":
         from connectors.file_exchange import FileExchangeConnector
 
         return FileExchangeConnector(endpoint, timeout_seconds)
-    from connectors.iso20022_bank import Iso20022BankConnector
+    from connectors.iso20022_bank import Iso20022BankConnector, funding_account
 
-    return Iso20022BankConnector(endpoint, timeout_seconds)
+    return Iso20022BankConnector(endpoint, funding_account(settings.config_dir, partner.code),
+                                 timeout_seconds)

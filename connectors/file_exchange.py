@@ -60,8 +60,9 @@ class PartnerFile:
     total_centimes: int = 0
     error: str | None = None
     updates: list[InboundUpdate] = field(default_factory=list)
-    # the line number of each update, to name a line when one is refused
-    update_lines: list[int] = field(default_factory=list)
+    # where each update sits in the file ("line 7", an XML element path), to
+    # name it when one is refused
+    update_where: list[str] = field(default_factory=list)
     # a file rejection: what the partner found wrong with one of our files
     partner_problems: list[str] = field(default_factory=list)
 
@@ -158,12 +159,12 @@ class FileExchangeConnector:
             if kind == "status":
                 for row in verified.rows:
                     found.updates.append(status_update(name, verified.sha256, row))
-                    found.update_lines.append(int(row["_line"]))
+                    found.update_where.append(f"line {row['_line']}")
             elif kind == "file_rejection":
                 found.partner_problems = [row["problem"] for row in verified.rows]
         except ff.FileProblem as exc:
             found.error = str(exc)
-            found.updates, found.update_lines = [], []
+            found.updates, found.update_where = [], []
         return found
 
     def _ask(self, prefix: str, references: Sequence[str],

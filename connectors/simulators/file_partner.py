@@ -28,7 +28,7 @@ FOLDERS = ("inbox", "outbox", "archive")
 
 
 class InboxHandler(Protocol):
-    def take(self, name: str, data: bytes, checksum: bytes) -> None:
+    def take(self, name: str, data: bytes, checksum: bytes | None) -> None:
         """Acts on one complete inbox file (already moved out of the inbox)."""
 
     def refuse_connections(self) -> bool: ...
@@ -39,8 +39,10 @@ class InboxHandler(Protocol):
 class Folders:
     """The partner's side of the folders: atomic writes, inbox pickup."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, require_checksum: bool = True) -> None:
         self.root = root
+        # CSV partners wait for the checksum file; banks take a file once renamed.
+        self.require_checksum = require_checksum
         for folder in FOLDERS:
             (root / folder).mkdir(parents=True, exist_ok=True)
 
@@ -49,19 +51,23 @@ class Folders:
         partial.write_bytes(data)
         os.replace(partial, self.root / folder / name)
 
-    def pickup(self) -> list[tuple[str, bytes, bytes]]:
-        """Complete inbox files (their checksum file is there), moved to archive/."""
+    def pickup(self) -> list[tuple[str, bytes, bytes | None]]:
+        """Complete inbox files (renamed into place, and with their checksum file
+        when one is required), moved to archive/."""
         inbox = self.root / "inbox"
         taken = []
         for path in sorted(inbox.iterdir()):
             name = path.name
             checksum_path = inbox / (name + CHECKSUM_SUFFIX)
-            if (name.startswith(PARTIAL_PREFIX) or name.endswith(CHECKSUM_SUFFIX)
-                    or not checksum_path.exists()):
+            if name.startswith(PARTIAL_PREFIX) or name.endswith(CHECKSUM_SUFFIX):
                 continue
-            data, checksum = path.read_bytes(), checksum_path.read_bytes()
+            if self.require_checksum and not checksum_path.exists():
+                continue
+            data = path.read_bytes()
+            checksum = checksum_path.read_bytes() if checksum_path.exists() else None
             os.replace(path, self.root / "archive" / name)
-            os.replace(checksum_path, self.root / "archive" / checksum_path.name)
+            if checksum is not None:
+                os.replace(checksum_path, self.root / "archive" / checksum_path.name)
             taken.append((name, data, checksum))
         return taken
 

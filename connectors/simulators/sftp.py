@@ -94,7 +94,7 @@ class CsvPartner:
 
     # -- inbox ---------------------------------------------------------------
 
-    def take(self, name: str, data: bytes, checksum: bytes) -> None:
+    def take(self, name: str, data: bytes, checksum: bytes | None) -> None:
         try:
             verified = ff.verify(name, data, checksum)
         except ff.FileProblem as exc:

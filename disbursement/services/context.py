@@ -60,7 +60,7 @@ class Services:
         partner = self.partner(code)
         url = self.settings.partner_urls.get(code, partner.base_url)
         if partner.protocol in FILE_PROTOCOLS:
-            return build_file_connector(partner, url, self.settings.partner_sftp.get(code),
+            return build_file_connector(partner, url, self.settings,
                                         self.settings.connector_timeout_seconds)
         return build_connector(partner, url, self.partner_keys(code)[0],
                                self.settings.connector_timeout_seconds)

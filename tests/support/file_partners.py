@@ -4,6 +4,7 @@ pointed at simulator processes, and helpers to plan, release and observe."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shutil
 import time
@@ -33,10 +34,10 @@ def file_partner_config(tmp: Path) -> Path:
     partners = tomllib.loads((config / "partners.toml").read_text())["partners"]
     lines = []
     for code in FILE_PARTNERS:
-        p = partners[code]
-        lines += [f"[partners.{code}]", f'name = "{p["name"]}"', f'protocol = "{p["protocol"]}"',
-                  f'base_url = "{p["base_url"]}"', f"channels = {p['channels']!r}".replace("'", '"'),
-                  f"regions = {p['regions']!r}".replace("'", '"'), ""]
+        lines.append(f"[partners.{code}]")
+        for key, value in partners[code].items():
+            lines.append(f"{key} = " + (json.dumps(value)))
+        lines.append("")
     (config / "partners.toml").write_text("\n".join(lines))
     program = config / "programs" / "asd.toml"
     program.write_text(re.sub(r'"(\d\d)" = "[A-Z]+"', r'"\1" = "DAMANE"', program.read_text()))
