@@ -62,8 +62,9 @@ class Services:
         if partner.protocol in FILE_PROTOCOLS:
             return build_file_connector(partner, url, self.settings,
                                         self.settings.connector_timeout_seconds)
-        return build_connector(partner, url, self.partner_keys(code)[0],
-                               self.settings.connector_timeout_seconds)
+        keys = self.partner_keys(code)
+        return build_connector(partner, url, keys[0], self.settings.connector_timeout_seconds,
+                               verify_keys=keys)
 
 
 def build(settings: Settings) -> Services:
