@@ -22,6 +22,7 @@ The protocol, as both sides speak it (formats in `connectors.file_format`):
   `outbox/ANSWER-<id>.csv`: `cancelled` when it cancelled it, otherwise the
   status that prevented it (paid, ...).
 - `collect`: every status file in `outbox/` that verifies, as `InboundUpdate`s
+  (acknowledgements, `received`, are not updates: the upload made them `sent`)
   whose event id is the file's checksum plus the line number, so a file read
   twice changes nothing. The collection service records each file it saw
   (`disbursement.services.file_collection`).
@@ -130,7 +131,8 @@ class FileExchangeConnector:
         return answer[reference][0]
 
     def collect(self) -> list[InboundUpdate]:
-        return [u for f in self.fetch_files(set()) if f.error is None for u in f.updates]
+        return [u for f in self.fetch_files(set()) if f.error is None for u in f.updates
+                if u.status != PartnerStatus.RECEIVED]
 
     # -- files ---------------------------------------------------------------
 

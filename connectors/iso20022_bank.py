@@ -109,7 +109,7 @@ class Iso20022BankConnector:
         for found in self.fetch_files(set()):
             for update in found.updates:
                 known = latest.get(update.reference)
-                if known is None or PROGRESS[update.status] >= PROGRESS[known]:
+                if known is None or PROGRESS.get(update.status, 1) >= PROGRESS.get(known, 1):
                     latest[update.reference] = update.status
         return {r: latest.get(r, PartnerStatus.NOT_FOUND) for r in references}
 
@@ -121,13 +121,16 @@ class Iso20022BankConnector:
                             f"this channel; cancel {reference} with the bank directly")
 
     def collect(self) -> list[InboundUpdate]:
-        return [u for f in self.fetch_files(set()) if f.error is None for u in f.updates]
+        # ACCP only repeats what the upload told us (`sent`): not an update.
+        return [u for f in self.fetch_files(set()) if f.error is None for u in f.updates
+                if u.status != PartnerStatus.RECEIVED]
 
     def fetch_files(self, known: set[str]) -> list[PartnerFile]:
         """pain.002 and camt.054 files of the outbox not in `known`, in name order,
         each read; a file that fails to read carries its error and no update."""
         files = []
-        for name in self.session.listdir(OUTBOX):
+        # The bank numbers its files across kinds: read them in that order.
+        for name in sorted(self.session.listdir(OUTBOX), key=lambda n: n.partition("-")[2]):
             kind = KIND_BY_PREFIX.get(name.split("-", 1)[0])
             if kind is None or not name.endswith(".xml") or name in known:
                 continue

@@ -35,6 +35,9 @@ class InboxHandler(Protocol):
 
     def latency_seconds(self) -> float: ...
 
+    def on_rename(self, name: str) -> tuple[bool, float]:
+        """Whether to complete a rename into `name`, and seconds to hold the answer."""
+
 
 class Folders:
     """The partner's side of the folders: atomic writes, inbox pickup."""
@@ -50,6 +53,14 @@ class Folders:
         partial = self.root / folder / (PARTIAL_PREFIX + name)
         partial.write_bytes(data)
         os.replace(partial, self.root / folder / name)
+
+    def pending(self) -> int:
+        """Complete inbox files not yet picked up."""
+        inbox = self.root / "inbox"
+        return sum(1 for p in inbox.iterdir() if not p.name.startswith(PARTIAL_PREFIX)
+                   and not p.name.endswith(CHECKSUM_SUFFIX)
+                   and (not self.require_checksum
+                        or (inbox / (p.name + CHECKSUM_SUFFIX)).exists()))
 
     def pickup(self) -> list[tuple[str, bytes, bytes | None]]:
         """Complete inbox files (renamed into place, and with their checksum file
@@ -118,7 +129,8 @@ def serve(folders: Folders, handler: InboxHandler, login: LoginCheck, user: str,
     """Runs until SIGTERM or Ctrl-C; prints the ready line first."""
     host_key = paramiko.ECDSAKey.generate()
     sftp = SftpServer(folders.root, login, host_key, host, port,
-                      refuse=handler.refuse_connections, latency=handler.latency_seconds)
+                      refuse=handler.refuse_connections, latency=handler.latency_seconds,
+                      on_rename=handler.on_rename)
     http = make_server(host, 0, control, threaded=True)
     crashed = threading.Event()
 

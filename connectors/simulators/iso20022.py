@@ -43,6 +43,10 @@ class Faults:
     refuse_connections: bool = False
     reject_rate: float = 0.0
     reject_code: str = ""          # "" draws from REJECT_CODES; else always this code
+    duplicate_messages: bool = False        # every report written twice, under two names
+    out_of_order_messages: bool = False     # camt.054 before the pain.002 it follows
+    accept_then_timeout_seconds: float = 0.0
+    lost_request_seconds: float = 0.0
 
     def updated(self, changes: dict[str, Any]) -> Faults:
         """Raises click.BadParameter naming an unknown fault or a bad value."""
@@ -70,17 +74,29 @@ class Booked:
 class Bank:
     """The bank's book. Every method runs under the simulator's lock."""
 
-    def __init__(self, code: str, folders: file_partner.Folders, seed: int, faults: Faults) -> None:
+    def __init__(self, code: str, folders: file_partner.Folders, seed: int, faults: Faults,
+                 paid_reports: str = "both") -> None:
         self.code, self.folders, self.seed, self.faults = code, folders, seed, faults
+        # Which messages say "paid": pain.002 ACSC, camt.054 booking, or both
+        # (a real bank sends both; our side takes the second as a duplicate).
+        self.paid_reports = paid_reports
         self.held: dict[str, Booked] = {}
         self.sequence = 0
         self.files_rejected: list[str] = []
+        self.reject_codes: list[str] = []      # reject the next new transactions with these
 
     def refuse_connections(self) -> bool:
         return self.faults.refuse_connections
 
     def latency_seconds(self) -> float:
         return self.faults.latency_ms / 1000
+
+    def on_rename(self, name: str) -> tuple[bool, float]:
+        if not name.endswith(".xml"):
+            return True, 0.0
+        if self.faults.lost_request_seconds:
+            return False, self.faults.lost_request_seconds
+        return True, self.faults.accept_then_timeout_seconds
 
     def _name(self, prefix: str) -> str:
         self.sequence += 1
@@ -90,6 +106,8 @@ class Bank:
         out = io.BytesIO()
         writer(out, *args)
         self.folders.write("outbox", name, out.getvalue())
+        if self.faults.duplicate_messages and not name.startswith("camt053"):
+            self.folders.write("outbox", self._name(name.split("-")[0]), out.getvalue())
         return name
 
     def take(self, name: str, data: bytes, checksum: bytes | None) -> None:
@@ -103,54 +121,67 @@ class Bank:
                                   group_reason_text=f"{name}: {exc}"[:105])
             self._publish(self._name("pain002"), write_pain002, report)
             return
-        fresh = []
+        fresh: list[TransactionStatus] = []
+        by_pmt: dict[str, list[TransactionStatus]] = {}
         for transfer in transfers:
             if transfer.reference in self.held:
                 continue             # EndToEndId already taken: never paid twice
-            self.held[transfer.reference] = Booked(transfer.reference, transfer.amount_centimes,
-                                                   transfer.currency, summary.message_id or "",
-                                                   transfer.payment_information_id)
-            fresh.append(transfer.reference)
+            booked = Booked(transfer.reference, transfer.amount_centimes, transfer.currency,
+                            summary.message_id or "", transfer.payment_information_id)
+            self.held[transfer.reference] = booked
+            if self.reject_codes:
+                booked.status, booked.reason = "RJCT", self.reject_codes.pop(0)
+                status = TransactionStatus(booked.reference, "RJCT", booked.reason)
+            else:
+                status = TransactionStatus(booked.reference, None)  # inherits the group's ACCP
+            by_pmt.setdefault(booked.pmt_inf_id, []).append(status)
+            fresh.append(status)
         if fresh:
-            by_pmt: dict[str, list[TransactionStatus]] = {}
-            for reference in fresh:
-                by_pmt.setdefault(self.held[reference].pmt_inf_id, []).append(
-                    TransactionStatus(reference, None))        # inherits the group's ACCP
             report = StatusReport(self._message_id(), _now(), summary.message_id or "",
                                   group_status="ACCP", payment_informations=[
                                       PaymentInformationStatus(p, None, transactions=txs)
                                       for p, txs in by_pmt.items()])
             self._publish(self._name("pain002"), write_pain002, report)
 
-    def advance(self) -> dict[str, int]:
-        """Settles every accepted transaction: one pain.002 at transaction level,
-        one camt.054 booking the paid ones."""
+    def advance(self, to: str | None = None, references: list[str] | None = None) -> dict[str, int]:
+        """Settles accepted transactions (all, or `references`): one pain.002 at
+        transaction level, one camt.054 booking the paid ones. `to` ("paid",
+        "rejected") forces the outcome instead of the drawn one."""
         today = _now().date()
         settled: dict[tuple[str, str], list[TransactionStatus]] = {}
         paid: list[Booked] = []
-        for booked in self.held.values():
+        chosen = self.held.values() if references is None else [
+            self.held[r] for r in references if r in self.held]
+        for booked in chosen:
             if booked.status != "ACCP":
                 continue
             rng = random.Random(f"{self.seed}:{booked.reference}")
-            if rng.random() < self.faults.reject_rate:
+            rejected = rng.random() < self.faults.reject_rate if to is None else to == "rejected"
+            if rejected:
                 booked.status = "RJCT"
                 booked.reason = self.faults.reject_code or rng.choice(REJECT_CODES)
             else:
                 booked.status, booked.booked_on = "ACSC", today.isoformat()
                 paid.append(booked)
-            settled.setdefault((booked.message_id, booked.pmt_inf_id), []).append(
-                TransactionStatus(booked.reference, booked.status, booked.reason))
-        for (message_id, pmt_inf_id), txs in settled.items():
-            self._publish(self._name("pain002"), write_pain002, StatusReport(
-                self._message_id(), _now(), message_id, payment_informations=[
-                    PaymentInformationStatus(pmt_inf_id, "PART" if any(
-                        t.iso_status == "RJCT" for t in txs) else "ACSC", transactions=txs)]))
-        if paid:
-            name = self._name("camt054")
-            self._publish(name, write_camt054, self._message_id(), _now(), [AccountReport(
-                name.removesuffix(".xml"), FUNDING_ACCOUNT, paid[0].currency,
-                [_entry(b, today) for b in paid])])
-        return {"settled": sum(len(t) for t in settled.values()), "paid": len(paid)}
+            if booked.status == "RJCT" or self.paid_reports != "camt054":
+                settled.setdefault((booked.message_id, booked.pmt_inf_id), []).append(
+                    TransactionStatus(booked.reference, booked.status, booked.reason))
+        if self.paid_reports == "pain002":
+            paid = []
+        reports = [(write_pain002, StatusReport(
+            self._message_id(), _now(), message_id, payment_informations=[
+                PaymentInformationStatus(pmt_inf_id, "PART" if any(
+                    t.iso_status == "RJCT" for t in txs) else "ACSC", transactions=txs)]))
+            for (message_id, pmt_inf_id), txs in settled.items()]
+        notices = [(write_camt054, self._message_id(), _now(), [AccountReport(
+            f"{self.code}-NTF-{self.sequence:06d}", FUNDING_ACCOUNT, paid[0].currency,
+            [_entry(b, today) for b in paid])])] if paid else []
+        files = [("pain002", r) for r in reports] + [("camt054", n) for n in notices]
+        if self.faults.out_of_order_messages:
+            files.reverse()
+        for prefix, (writer, *args) in files:
+            self._publish(self._name(prefix), writer, *args)
+        return {"reported": sum(len(t) for t in settled.values()), "booked": len(paid)}
 
     def statement(self) -> str:
         """A camt.053 of every booked payment since the simulator started."""
@@ -163,6 +194,7 @@ class Bank:
 
     def snapshot(self) -> dict[str, Any]:
         return {"partner": self.code, "transfers": len(self.held),
+                "inbox_pending": self.folders.pending(),
                 "statuses": {r: b.status for r, b in self.held.items()},
                 "reasons": {r: b.reason for r, b in self.held.items() if b.reason},
                 "files_rejected": list(self.files_rejected),
@@ -186,8 +218,16 @@ def control_app(bank: Bank, lock: threading.Lock) -> Flask:
 
     @app.post("/_sim/advance")
     def advance() -> Any:
+        body = request.get_json(force=True, silent=True) or {}
         with lock:
-            return jsonify(bank.advance())
+            return jsonify(bank.advance(body.get("to"), body.get("references")))
+
+    @app.post("/_sim/reject-next")
+    def reject_next() -> Any:
+        body = request.get_json(force=True, silent=True) or {}
+        with lock:
+            bank.reject_codes.extend([str(body["reason_code"])] * int(body.get("count", 1)))
+            return jsonify(pending=list(bank.reject_codes))
 
     @app.post("/_sim/statement")
     def statement() -> Any:
@@ -226,13 +266,17 @@ def control_app(bank: Bank, lock: threading.Lock) -> Flask:
 @click.option("--refuse-connections", is_flag=True)
 @click.option("--reject-rate", type=click.FloatRange(0, 1), default=0.0)
 @click.option("--reject-code", default="", help="Always this ISO reason code (e.g. AC04).")
+@click.option("--paid-reports", type=click.Choice(["both", "pain002", "camt054"]), default="both",
+              show_default=True, help="Which messages report a payment as settled.")
+@click.option("--duplicate-messages", is_flag=True)
+@click.option("--out-of-order-messages", is_flag=True)
 def iso20022_command(partner_code: str, root: Path, host: str, port: int, user: str,
                      password_env: str | None, authorized_key: str | None, seed: int,
-                     poll_seconds: float, **fault_options: Any) -> None:
+                     poll_seconds: float, paid_reports: str, **fault_options: Any) -> None:
     """Run a simulated bank exchanging ISO 20022 files over SFTP."""
     login = file_partner.login_from_options(partner_code, user, password_env, authorized_key)
     folders = file_partner.Folders(root, require_checksum=False)
-    bank = Bank(partner_code, folders, seed, Faults(**fault_options))
+    bank = Bank(partner_code, folders, seed, Faults(**fault_options), paid_reports)
     lock = threading.Lock()
     file_partner.serve(folders, bank, login, user, control_app(bank, lock), lock, host, port,
                        poll_seconds)

@@ -46,6 +46,10 @@ class Faults:
     settlement_missing_lines: int = 0
     settlement_extra_lines: int = 0
     settlement_altered_lines: int = 0
+    # the partner takes a delivered file, then its answer comes after N seconds
+    accept_then_timeout_seconds: float = 0.0
+    # the partner loses a delivered file and answers after N seconds
+    lost_request_seconds: float = 0.0
 
     def updated(self, changes: dict[str, Any]) -> Faults:
         """Raises click.BadParameter naming an unknown fault or a bad value."""
@@ -54,10 +58,11 @@ class Faults:
             if name not in known:
                 raise click.BadParameter(f"unknown fault {name!r}")
             kind = {"int": int, "float": float, "bool": bool}[str(known[name])]
+            rate = name.endswith("_rate")
             if not isinstance(value, (int, float)) or (kind is int and isinstance(value, float)) \
-                    or value < 0 or (kind is float and value > 1):
+                    or value < 0 or (rate and value > 1):
                 raise click.BadParameter(f"fault {name} must be a {kind.__name__} "
-                                         f"{'in [0, 1]' if kind is float else '>= 0'}")
+                                         f"{'in [0, 1]' if rate else '>= 0'}")
         return replace(self, **{k: bool(v) if known[k] == "bool" else v
                                 for k, v in changes.items()})
 
@@ -85,12 +90,21 @@ class CsvPartner:
         self.held: dict[str, Held] = {}
         self.sequence = 0
         self.files_rejected: list[str] = []
+        self.reject_codes: list[str] = []      # reject the next new transfers with these
 
     def refuse_connections(self) -> bool:
         return self.faults.refuse_connections
 
     def latency_seconds(self) -> float:
         return self.faults.latency_ms / 1000
+
+    def on_rename(self, name: str) -> tuple[bool, float]:
+        # The checksum file completes a delivery: the faults hit that rename.
+        if not name.endswith(ff.CHECKSUM_SUFFIX):
+            return True, 0.0
+        if self.faults.lost_request_seconds:
+            return False, self.faults.lost_request_seconds
+        return True, self.faults.accept_then_timeout_seconds
 
     # -- inbox ---------------------------------------------------------------
 
@@ -126,6 +140,9 @@ class CsvPartner:
                         service_point=row["service_point"] or f"SP-{rng.randrange(SERVICE_POINTS):04d}")
             if not row["national_id"]:
                 held.status, held.reason = P.REJECTED, "R02 national id not valid"
+            elif self.reject_codes:
+                held.status = P.REJECTED
+                held.reason = f"{self.reject_codes.pop(0)} rejected by the partner"
             elif fate == "rejected":
                 held.reason = rng.choice(REJECT_REASONS)
             self.held[reference] = held
@@ -143,25 +160,53 @@ class CsvPartner:
 
     # -- time, settlement ----------------------------------------------------
 
-    def advance(self) -> dict[str, int]:
-        """Received transfers become available (or rejected); available ones are
-        collected (paid) unless their fate is to stay uncollected. Two status
-        files, in that order unless the out-of-order fault swaps them."""
+    def advance(self, to: P | None = None, references: list[str] | None = None) -> dict[str, int]:
+        """Without `to`: received transfers become available (or rejected),
+        available ones are collected (paid), and those fated to stay uncollected
+        expire on the advance after they became available. Two status files, in
+        that order unless the out-of-order fault swaps them. With `to`: the
+        given (default: all open) transfers move straight to `to`."""
+        if to is not None:
+            return self._directed(to, references)
         first, second = [], []
         today = datetime.now(timezone.utc).date().isoformat()
         for held in self.held.values():
+            if held.status == P.AVAILABLE and held.fate == "uncollected":
+                held.status = P.EXPIRED
+                second.append(self._line(held))
             if held.status == P.RECEIVED:
                 held.status = P.REJECTED if held.fate == "rejected" else P.AVAILABLE
                 first.append(self._line(held))
             if held.status == P.AVAILABLE and held.fate == "paid":
                 held.status, held.paid_on = P.PAID, today
                 second.append(self._line(held))
-        files = [f for f in (first, second) if f]
+        self._write_in_order([first, second])
+        return {"available_or_rejected": len(first), "paid_or_expired": len(second)}
+
+    def _directed(self, to: P, references: list[str] | None) -> dict[str, int]:
+        open_states = (P.RECEIVED, P.AVAILABLE)
+        chosen = [self.held[r] for r in references if r in self.held] if references is not None \
+            else list(self.held.values())
+        first, second = [], []
+        for held in chosen:
+            if held.status not in open_states or held.status == to:
+                continue
+            if to == P.PAID and held.status == P.RECEIVED:
+                held.status = P.AVAILABLE
+                first.append(self._line(held))
+            held.status = to
+            if to == P.PAID:
+                held.paid_on = datetime.now(timezone.utc).date().isoformat()
+            second.append(self._line(held))
+        self._write_in_order([first, second])
+        return {"moved": len(second)}
+
+    def _write_in_order(self, files: list[list[dict]]) -> None:
+        files = [f for f in files if f]
         if self.faults.out_of_order_status_files:
             files.reverse()
         for lines in files:
             self._write("STATUS", ff.STATUS_COLUMNS, lines)
-        return {"available_or_rejected": len(first), "paid": len(second)}
 
     def settlement(self) -> str:
         """Writes a settlement file of every paid transfer, flaws switched on included."""
@@ -187,6 +232,7 @@ class CsvPartner:
         for held in self.held.values():
             by_status[held.status.value] = by_status.get(held.status.value, 0) + 1
         return {"partner": self.code, "transfers": len(self.held), "by_status": by_status,
+                "inbox_pending": self.folders.pending(),
                 "files_rejected": list(self.files_rejected),
                 "outbox": sorted(p.name for p in (self.folders.root / "outbox").iterdir()),
                 "statuses": {r: h.status.value for r, h in self.held.items()}}
@@ -240,8 +286,17 @@ def control_app(partner: CsvPartner, lock: threading.Lock) -> Flask:
 
     @app.post("/_sim/advance")
     def advance() -> Any:
+        body = request.get_json(force=True, silent=True) or {}
         with lock:
-            return jsonify(partner.advance())
+            return jsonify(partner.advance(P(body["to"]) if body.get("to") else None,
+                                           body.get("references")))
+
+    @app.post("/_sim/reject-next")
+    def reject_next() -> Any:
+        body = request.get_json(force=True, silent=True) or {}
+        with lock:
+            partner.reject_codes.extend([str(body["reason_code"])] * int(body.get("count", 1)))
+            return jsonify(pending=list(partner.reject_codes))
 
     @app.post("/_sim/settlement")
     def settlement() -> Any:
@@ -295,6 +350,8 @@ _RATE = click.FloatRange(0, 1)
 @click.option("--settlement-missing-lines", type=click.IntRange(min=0), default=0)
 @click.option("--settlement-extra-lines", type=click.IntRange(min=0), default=0)
 @click.option("--settlement-altered-lines", type=click.IntRange(min=0), default=0)
+@click.option("--accept-then-timeout-seconds", type=click.FloatRange(min=0), default=0.0)
+@click.option("--lost-request-seconds", type=click.FloatRange(min=0), default=0.0)
 def sftp_command(partner_code: str, root: Path, host: str, port: int, user: str,
                  password_env: str | None, authorized_key: str | None, seed: int,
                  poll_seconds: float, **fault_options: Any) -> None:

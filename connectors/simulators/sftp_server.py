@@ -65,9 +65,14 @@ class _Handle(paramiko.SFTPHandle):
 class RootedSftp(paramiko.SFTPServerInterface):
     """SFTP operations confined to `root`."""
 
-    def __init__(self, server: paramiko.ServerInterface, root: str) -> None:
+    def __init__(self, server: paramiko.ServerInterface, root: str,
+                 on_rename: Callable[[str], tuple[bool, float]] | None = None) -> None:
         super().__init__(server)
         self._root = Path(root).resolve()
+        # The simulator's say on a rename that completes a delivery: whether to
+        # do it, and how long to hold the answer back (the faults "accepted,
+        # then no answer" and "lost request").
+        self._on_rename = on_rename or (lambda name: (True, 0.0))
 
     def _real(self, path: str) -> Path | None:
         real = (self._root / self.canonicalize(path).lstrip("/")).resolve()
@@ -140,7 +145,13 @@ class RootedSftp(paramiko.SFTPServerInterface):
         old, new = self._real(oldpath), self._real(newpath)
         if old is None or new is None:
             return SFTP_PERMISSION_DENIED
-        return self._errno(lambda: os.replace(old, new))
+        perform, delay = self._on_rename(new.name)
+        result = self._errno(lambda: os.replace(old, new)) if perform else SFTP_OK
+        if not perform:
+            old.unlink(missing_ok=True)
+        if delay:
+            time.sleep(delay)
+        return result
 
     def mkdir(self, path: str, attr: paramiko.SFTPAttributes) -> int:
         real = self._real(path)
@@ -163,12 +174,14 @@ class SftpServer:
     def __init__(self, root: Path, login: LoginCheck, host_key: paramiko.PKey,
                  host: str = "127.0.0.1", port: int = 0,
                  refuse: Callable[[], bool] = lambda: False,
-                 latency: Callable[[], float] = lambda: 0.0) -> None:
+                 latency: Callable[[], float] = lambda: 0.0,
+                 on_rename: Callable[[str], tuple[bool, float]] | None = None) -> None:
         self.root = root
         self.host_key = host_key
         self._login = login
         self._refuse = refuse
         self._latency = latency
+        self._on_rename = on_rename
         self._socket = socket.create_server((host, port), backlog=ACCEPT_BACKLOG)
         self._socket.settimeout(0.5)
         self.port = self._socket.getsockname()[1]
@@ -208,7 +221,7 @@ class SftpServer:
         transport = paramiko.Transport(conn)
         transport.add_server_key(self.host_key)
         transport.set_subsystem_handler("sftp", paramiko.SFTPServer, RootedSftp,
-                                        root=str(self.root))
+                                        root=str(self.root), on_rename=self._on_rename)
         try:
             transport.start_server(server=self._login)
         except (paramiko.SSHException, EOFError, OSError):

@@ -28,9 +28,9 @@ from disbursement.db.models_files import PartnerFile
 from disbursement.services import confirmations
 from disbursement.services.context import Services
 
-# What `confirmations.apply` acts on; `received` only repeats what the upload
-# told us, and cancellations are settled by the cancel call's own answer.
-APPLIED_STATUSES = frozenset({PartnerStatus.AVAILABLE, PartnerStatus.PAID, PartnerStatus.REJECTED})
+# What `confirmations.apply` acts on (`received` only repeats what the upload told us).
+APPLIED_STATUSES = frozenset({PartnerStatus.AVAILABLE, PartnerStatus.PAID, PartnerStatus.REJECTED,
+                              PartnerStatus.EXPIRED, PartnerStatus.CANCELLED})
 LOOKUP_CHUNK = 5_000
 
 
