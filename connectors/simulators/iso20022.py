@@ -47,6 +47,7 @@ class Faults:
     out_of_order_messages: bool = False     # camt.054 before the pain.002 it follows
     accept_then_timeout_seconds: float = 0.0
     lost_request_seconds: float = 0.0
+    truncate_next_files: int = 0           # the next N outbox files cut in half
 
     def updated(self, changes: dict[str, Any]) -> Faults:
         """Raises click.BadParameter naming an unknown fault or a bad value."""
@@ -105,9 +106,13 @@ class Bank:
     def _publish(self, name: str, writer, *args: Any) -> str:
         out = io.BytesIO()
         writer(out, *args)
-        self.folders.write("outbox", name, out.getvalue())
+        data = out.getvalue()
+        if self.faults.truncate_next_files:
+            data = data[:len(data) // 2]
+            self.faults = replace(self.faults, truncate_next_files=self.faults.truncate_next_files - 1)
+        self.folders.write("outbox", name, data)
         if self.faults.duplicate_messages and not name.startswith("camt053"):
-            self.folders.write("outbox", self._name(name.split("-")[0]), out.getvalue())
+            self.folders.write("outbox", self._name(name.split("-")[0]), data)
         return name
 
     def take(self, name: str, data: bytes, checksum: bytes | None) -> None:
