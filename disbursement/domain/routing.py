@@ -184,8 +184,10 @@ class Router:
                                     req.amount_centimes,
                                     lambda day: self.load.has_room(partner.code, day))
             if pick is None:
-                steps.append(f"{label}: skipped, no service point with room in province "
-                             f"{req.province_code} during the {self.window_days}-day window")
+                steps.append(f"{label}: skipped, " + (
+                    f"no service point with room in province {req.province_code} during the "
+                    f"{self.window_days}-day window" if self._has_room(partner.code) else
+                    self._full(partner)))
                 return None
             steps.append(f"{label}: {pick.why}")
             return pick.point_code, pick.day
@@ -194,10 +196,16 @@ class Router:
         day = min((d for d in range(self.window_days) if self.load.has_room(partner.code, d)),
                   key=lambda d: self.load.used.get((partner.code, d), 0), default=None)
         if day is None:
-            steps.append(f"{label}: skipped, full on every day of the {self.window_days}-day "
-                         f"window (capacity {partner.daily_capacity_transfers} a day)")
+            steps.append(f"{label}: skipped, {self._full(partner)}")
             return None
         return None, day
+
+    def _has_room(self, partner_code: str) -> bool:
+        return any(self.load.has_room(partner_code, d) for d in range(self.window_days))
+
+    def _full(self, partner: Partner) -> str:
+        return (f"full on every day of the {self.window_days}-day window "
+                f"(capacity {partner.daily_capacity_transfers} a day)")
 
     def _static(self, region: str, province: str, channel: str,
                 chosen: str | None) -> tuple[_Candidates, tuple[str, ...]]:
