@@ -136,6 +136,13 @@ def create_app(simulator: Simulator, key: bytes) -> Flask:
         except FaultError as exc:
             raise BadRequest(str(exc)) from exc
 
+    @app.get("/_sim/transfers/<reference>")
+    def held_instruction(reference: str) -> Any:
+        held = book.instruction(reference)
+        if held is None:
+            raise NotFound(f"unknown reference {reference}")
+        return jsonify(held)
+
     @app.get("/_sim/state")
     def state() -> Any:
         return jsonify(book.snapshot())

@@ -99,6 +99,9 @@ class HeldTransfer:
     reason: str | None = None
     service_point: str | None = None
     value_date: str | None = None
+    # cash: the point we were told to pay at, and the code to check at the counter
+    instructed_point: str | None = None
+    withdrawal_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +172,9 @@ class PartnerBook:
                 self._conflicting_duplicates += 1
             return {"reference": reference, "status": held.status, "reason": held.reason}
         self._transfers[reference] = HeldTransfer(reference, item["amount_centimes"],
-                                                  item["currency"])
+                                                  item["currency"],
+                                                  instructed_point=item.get("service_point"),
+                                                  withdrawal_code=item.get("withdrawal_code"))
         self._to_advance.add(reference)
         return {"reference": reference, "status": PartnerStatus.RECEIVED, "reason": None}
 
@@ -233,7 +238,8 @@ class PartnerBook:
 
     def _pay(self, held: HeldTransfer, at: datetime) -> dict[str, Any]:
         held.status = PartnerStatus.PAID
-        held.service_point = f"SP-{self._fate_rng.randint(1, SERVICE_POINT_COUNT):04d}"
+        random_point = f"SP-{self._fate_rng.randint(1, SERVICE_POINT_COUNT):04d}"
+        held.service_point = held.instructed_point or random_point
         held.value_date = at.date().isoformat()
         return self._event(held, at)
 
@@ -281,6 +287,13 @@ class PartnerBook:
     def holds(self, reference: str) -> bool:
         with self._lock:
             return reference in self._transfers
+
+    def instruction(self, reference: str) -> dict[str, Any] | None:
+        """What the partner holds for one reference (the test harness's view)."""
+        with self._lock:
+            held = self._transfers.get(reference)
+            return None if held is None else dataclasses.asdict(held) | {
+                "status": held.status.value, "fate": held.fate and held.fate.value}
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

@@ -115,5 +115,8 @@ def routing_explain(obj, household_id: str, period: str | None, program: str | N
 
 def register(main: click.Group) -> None:
     """Adds this area's commands to `disburse`."""
+    from connectors.simulators.sms import sms_command
+
     main.add_command(service_points)
     main.add_command(routing)
+    main.commands["simulator"].add_command(sms_command, "sms")
