@@ -190,3 +190,44 @@ def test_service_point_file_is_upserted_and_a_bad_file_changes_nothing(pg_svc):
         pg_svc.partners["X"] = dataclasses.replace(pg_svc.partners["BARID"], code="X",
                                                     channels=frozenset({"bank"}))
         service_points.import_file(pg_svc, "X", points_csv(("X-1", "041001", 1)), officers.maker)
+
+
+def test_service_point_api_upload_and_load(pg_svc, tmp_path):
+    from tests.integration.test_api import Api
+
+    create_officers(pg_svc)
+    api = Api(pg_svc)
+    good = api.call("POST", "/api/v1/service-points", "maker",
+                    data={"partner": "CASHPLUS",
+                          "file": (points_csv(("CP-HOME", "041001", 5)), "points.csv")})
+    bad = api.call("POST", "/api/v1/service-points", "maker",
+                   data={"partner": "CASHPLUS",
+                         "file": (points_csv(("CP-2", "041001", -1)), "points.csv")})
+    refused = api.call("POST", "/api/v1/service-points", "monitor",
+                       data={"partner": "CASHPLUS",
+                             "file": (points_csv(("CP-3", "041001", 1)), "points.csv")})
+
+    assert (good.status_code, good.get_json()["created"]) == (201, 1)
+    assert bad.status_code == 422
+    assert bad.get_json()["error"]["details"] == [
+        {"line": 2, "field": "daily_capacity_transfers",
+         "message": "'-1' is not a non-negative whole number"}]
+    assert refused.status_code == 403
+    with households_csv(tmp_path, [("041001", None)] * 3).open("rb") as stream:
+        registry.import_households(pg_svc, stream, "x.csv", create_officers_maker(pg_svc))
+    planning.plan_cycle(pg_svc, "asd", PERIOD, create_officers_maker(pg_svc))
+
+    load = api.call("GET", f"/api/v1/service-points/CP-HOME/load?date={WINDOW[0]}", "monitor")
+    missing = api.call("GET", f"/api/v1/service-points/NOPE/load?date={WINDOW[0]}", "monitor")
+    bad_date = api.call("GET", "/api/v1/service-points/CP-HOME/load?date=tomorrow", "monitor")
+
+    assert load.status_code == 200
+    assert (load.get_json()["planned_transfers"], load.get_json()["capacity_transfers"]) == (1, 5)
+    assert (missing.status_code, bad_date.status_code) == (404, 422)
+
+
+def create_officers_maker(svc: Services):
+    from disbursement.services import users
+
+    with svc.uow() as session:
+        return users.actor_by_name(session, "maker")
