@@ -1,5 +1,5 @@
 """SMS gateway connector: our own small JSON protocol over HTTP, signed like
-the partner API (HMAC over timestamp and raw body, `connectors.signing`).
+the partner API (`connectors.signing`: method, path, timestamp, nonce, body).
 
     POST /v1/messages  {"messages": [{"key", "to", "text"}]}
     -> {"results": [{"key", "id", "status": "accepted" | "duplicate"}]}
@@ -18,6 +18,8 @@ import httpx
 
 from connectors import signing
 from connectors.base import AmbiguousOutcome, RetryableError, TerminalError
+
+MESSAGES_PATH = "/v1/messages"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +46,10 @@ class SmsGateway:
             return {}
         body = json.dumps({"messages": [{"key": m.key, "to": m.to, "text": m.text}
                                         for m in messages]}, ensure_ascii=False).encode()
-        headers = {"Content-Type": "application/json", **signing.sign(self.key, body)}
+        headers = {"Content-Type": "application/json",
+                   **signing.sign(self.key, body, method="POST", target=MESSAGES_PATH)}
         try:
-            response = self.client.post(f"{self.base_url}/v1/messages", content=body,
+            response = self.client.post(f"{self.base_url}{MESSAGES_PATH}", content=body,
                                         headers=headers)
         except httpx.TimeoutException as exc:
             raise AmbiguousOutcome(f"SMS gateway: no answer ({type(exc).__name__})") from None

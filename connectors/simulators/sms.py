@@ -61,6 +61,7 @@ class Phones:
 def create_app(phones: Phones, key: bytes) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    nonces = signing.MemoryNonces()  # a replayed request is refused
 
     @app.post("/v1/messages")
     def messages():
@@ -70,7 +71,9 @@ def create_app(phones: Phones, key: bytes) -> Flask:
             return jsonify(error="simulated outage"), 503
         body = request.get_data()
         try:
-            signing.verify([key], request.headers, body)
+            signing.verify([key], request.headers, body, method=request.method,
+                           target=signing.request_target(request.path, request.query_string),
+                           nonces=nonces)
         except signing.SignatureError as exc:
             return jsonify(error=str(exc)), 401
         try:

@@ -30,5 +30,8 @@ def create_app(settings: settings_module.Settings | None = None,
     from disbursement.web.api import service_points
 
     app.register_blueprint(service_points.bp)
+    from disbursement.web import observability
+
+    observability.register(app)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     return app
