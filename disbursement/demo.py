@@ -133,6 +133,9 @@ def run_cycle(svc: Services, officers: Officers, sims: dict[str, str], household
     step("import")
     with extract.open("rb") as stream:
         imported = registry.import_households(svc, stream, extract.name, officers.maker)
+    from disbursement.demo_points import load_demo_points
+
+    load_demo_points(svc, officers.maker)  # each cash partner's service-point file
     step("plan")
     plan = planning.plan_cycle(svc, PROGRAM, period, officers.maker)
     step("approve")

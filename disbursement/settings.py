@@ -46,6 +46,12 @@ class Settings:
     partner_urls: Mapping[str, str] = field(default_factory=dict)
     # file exchange (issue 3): partner code -> SFTP secrets and pinned host key
     partner_sftp: Mapping[str, "SftpSecrets"] = field(default_factory=dict, repr=False)
+    # Routing and notification (issue 3): the key withdrawal codes are derived
+    # under (HMAC of the transfer reference), and the SMS gateway; no gateway
+    # URL means no SMS is sent.
+    code_key: bytes = field(default=b"", repr=False)
+    sms_gateway_url: str | None = None
+    sms_gateway_key: bytes = field(default=b"", repr=False)
 
     @property
     def embedded_jobs(self) -> bool:
@@ -90,11 +96,26 @@ def _local_secrets(var_dir: Path) -> dict[str, str]:
     if path.exists():
         return json.loads(path.read_text())
     var_dir.mkdir(parents=True, exist_ok=True)
-    generated = {"DISBURSE_DATA_KEY": base64.b64encode(secrets.token_bytes(32)).decode()}
+    generated = {"DISBURSE_DATA_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+                 "DISBURSE_CODE_KEY": base64.b64encode(secrets.token_bytes(32)).decode()}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(generated, fh)
     return generated
+
+
+def _code_key(env: Mapping[str, str], data_key: bytes) -> bytes:
+    """DISBURSE_CODE_KEY when set (production: its own secret, rotated on its
+    own); otherwise a key derived from the data key (HKDF), so a deployment
+    that predates withdrawal codes keeps working without a default secret."""
+    raw = env.get("DISBURSE_CODE_KEY")
+    if raw:
+        return base64.b64decode(raw)
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"disburse withdrawal codes").derive(data_key)
 
 
 def partner_key_env(code: str) -> str:
@@ -135,4 +156,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         partner_keys=partner_keys,
         partner_urls=partner_urls,
         partner_sftp=_sftp_secrets(env),
+        code_key=_code_key(env, base64.b64decode(raw_key)),
+        sms_gateway_url=env.get("SMS_GATEWAY_URL") or None,
+        sms_gateway_key=env.get("SMS_GATEWAY_KEY", "").encode(),
     )

@@ -2,9 +2,9 @@
 money, a partial unique index for "one live attempt per instruction"."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
-from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey,
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Date, DateTime, ForeignKey,
                         Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint,
                         text)
 from sqlalchemy.dialects.postgresql import JSONB
@@ -175,6 +175,8 @@ class PaymentInstruction(Base):
     lines: Mapped[list] = mapped_column(JSONType)
     partner_code: Mapped[str | None] = mapped_column(String(16))
     route_reason: Mapped[str] = mapped_column(String(200))
+    # Every step of the routing decision (issue 3, routing explain).
+    route_explanation_id: Mapped[int | None] = mapped_column(ForeignKey("route_explanations.id"))
     created_at: Mapped[datetime] = _ts()
     __table_args__ = (
         UniqueConstraint("program", "period", "household_pk"),
@@ -193,6 +195,9 @@ class Batch(Base):
     total_centimes: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     approvals_required: Mapped[int] = mapped_column(Integer)
+    # Sum of its transfers' partner fees (issue 3, routing).
+    fee_total_centimes: Mapped[int] = mapped_column(BigInteger, default=0,
+                                                    server_default=text("0"))
     created_by: Mapped[str] = mapped_column(String(64))
     submitted_by: Mapped[str | None] = mapped_column(String(64))
     released_by: Mapped[str | None] = mapped_column(String(64))
@@ -231,6 +236,8 @@ class Transfer(Base):
     chunk_no: Mapped[int] = mapped_column(Integer, default=0)
     status_reason: Mapped[str | None] = mapped_column(String(200))
     service_point: Mapped[str | None] = mapped_column(String(32))
+    # Cash: the first day the beneficiary may collect at the service point.
+    pickup_from: Mapped[date | None] = mapped_column(Date)
     recon_outcome: Mapped[str | None] = mapped_column(String(48))
     updated_at: Mapped[datetime] = _ts()
     __table_args__ = (

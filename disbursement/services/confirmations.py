@@ -179,6 +179,8 @@ def _apply_group(session: Session, partner_code: str, target: S, group, transfer
             extras)
     if target == S.PAID:
         ledger.post_payments(session, moved, f"{len(moved)} payment(s) confirmed by {partner_code}")
+        metrics.SERVICE_POINT_COLLECTIONS.labels(partner=partner_code).inc(
+            sum(1 for extra in extras if extra["sp"]))
     if target == S.CANCELLED:
         from disbursement.services.cancellation import post_cancellations
 
