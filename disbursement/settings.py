@@ -44,6 +44,9 @@ class Settings:
     partner_keys: Mapping[str, tuple[bytes, ...]] = field(default_factory=dict, repr=False)
     # partner code -> base URL override (simulator ports, production endpoints)
     partner_urls: Mapping[str, str] = field(default_factory=dict)
+    # Observability (issue 5): where gunicorn and RQ worker processes write their
+    # metrics (prometheus-client multiprocess mode); None in the embedded mode.
+    metrics_dir: Path | None = None
 
     @property
     def embedded_jobs(self) -> bool:
@@ -108,4 +111,11 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         data_key=base64.b64decode(raw_key),
         partner_keys=partner_keys,
         partner_urls=partner_urls,
+        metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"]) if env.get("PROMETHEUS_MULTIPROC_DIR")
+        else None,
     )
+
+
+def default_metrics_dir(env: Mapping[str, str]) -> Path:
+    """Where gunicorn puts the metrics files when PROMETHEUS_MULTIPROC_DIR is unset (observability)."""
+    return Path(env.get("DISBURSE_VAR_DIR") or DEFAULT_VAR_DIR) / "prometheus"

@@ -225,11 +225,24 @@ def _errors(session: Session, since: datetime, partners: list[str]) -> list[dict
     return [out[p] for p in sorted(out)]
 
 
+def outbox_depths(session: Session) -> dict[str, int]:
+    """Outbox items waiting (pending) or given up (dead), by status."""
+    return dict(session.execute(select(OutboxItem.status, func.count())
+                                .where(OutboxItem.status.in_(["pending", "dead"]))
+                                .group_by(OutboxItem.status)).all())
+
+
 def _outbox(session: Session) -> dict[str, int]:
-    counts = dict(session.execute(select(OutboxItem.status, func.count())
-                                  .where(OutboxItem.status.in_(["pending", "dead"]))
-                                  .group_by(OutboxItem.status)).all())
+    counts = outbox_depths(session)
     return {"outbox_pending": counts.get("pending", 0), "outbox_dead": counts.get("dead", 0)}
+
+
+def oldest_in_flight(session: Session, states: Iterable[str]) -> dict[str, datetime]:
+    """State -> when the transfer longest in that state entered it (its last update)."""
+    rows = session.execute(select(Transfer.status, func.min(Transfer.updated_at))
+                           .where(Transfer.status.in_(list(states)))
+                           .group_by(Transfer.status)).all()
+    return {state: as_utc(at) for state, at in rows}
 
 
 def exceptions_by_type(session: Session) -> dict[str, int]:
