@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Iterable, Iterator
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,10 @@ IN_FLIGHT_STATES = ("queued", "sent", "unknown")
 
 class ServiceStateCollector:
     """Transfers by partner and state, the age of the oldest in-flight transfer
-    per state, unknown outcomes, outbox and RQ queue depths, breakers and
-    reconciliation exceptions: a handful of GROUP BY queries per scrape. When
+    per state, unknown outcomes, outbox and RQ queue depths, breakers,
+    reconciliation exceptions, and transfers and amounts paid (counters: `paid`
+    is terminal, so the sums only grow and `rate()` applies; an audited
+    reversal reads as a counter reset): a handful of GROUP BY queries per scrape. When
     the database or Redis does not answer, `disburse_state_scrape_up` says 0
     and the other metrics of /metrics are still served."""
 
@@ -148,6 +150,12 @@ class ServiceStateCollector:
             "exceptions": GaugeMetricFamily("disburse_recon_exceptions",
                                             "Reconciliation items not matched, by outcome",
                                             labels=["outcome"]),
+            "paid": CounterMetricFamily(
+                "disburse_paid_transfers", "Transfers paid (a terminal state), by partner",
+                labels=["partner"]),
+            "paid_amount": CounterMetricFamily(
+                "disburse_paid_amount_centimes", "Amount paid to beneficiaries, by partner",
+                labels=["partner", "currency"]),
             "up": GaugeMetricFamily("disburse_state_scrape_up",
                                     "1 when the database (and Redis) answered this scrape"),
         }
@@ -163,6 +171,7 @@ class ServiceStateCollector:
             outbox = dashboard.outbox_depths(session)
             breakers = partner_health.breaker_states(session)
             exceptions = dashboard.exceptions_by_type(session)
+            paid = dashboard.paid_by_partner(session)
         partners = sorted(set(svc.partners) | set(by_state))
         now = datetime.now(timezone.utc)
         for partner in partners:
@@ -176,6 +185,9 @@ class ServiceStateCollector:
             f["oldest"].add_metric([state], (now - at).total_seconds() if at else 0)
         for status in ("pending", "dead"):
             f["outbox"].add_metric([status], outbox.get(status, 0))
+        for row in paid:
+            f["paid"].add_metric([row["partner"]], row["count"])
+            f["paid_amount"].add_metric([row["partner"], row["currency"]], row["amount_centimes"])
         for outcome, count in exceptions.items():
             f["exceptions"].add_metric([outcome], count)
         if svc.settings.redis_url:

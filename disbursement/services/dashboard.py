@@ -41,7 +41,7 @@ def snapshot(session: Session, now: datetime | None = None, *, partners: Iterabl
         "window_hours": WINDOW_HOURS,
         "transfers_by_state": _totals_by_state(by_state),
         "transfers_by_state_hourly": _hourly(session, since, postgres),
-        "paid_by_partner": _paid_by_partner(session),
+        "paid_by_partner": paid_by_partner(session),
         "confirmation_latency": confirmation_latency(session, since, postgres),
         "errors": _errors(session, since, known),
         "breakers": [{"partner": p, "state": breakers.get(p, "closed")} for p in known],
@@ -119,7 +119,7 @@ def _hourly(session: Session, since: datetime, postgres: bool) -> list[dict]:
             for h, state, count in rows]
 
 
-def _paid_by_partner(session: Session) -> list[dict]:
+def paid_by_partner(session: Session) -> list[dict]:
     rows = session.execute(select(Transfer.partner_code, Transfer.currency, func.count(),
                                   func.sum(Transfer.amount_centimes))
                            .where(Transfer.status == S.PAID.value)
