@@ -225,3 +225,26 @@ def test_portable_percentiles_equal_percentile_cont(samples):
         assert row["samples"] == len(values)
         assert row["p50_seconds"] == pytest.approx(round(percentile_cont(values, 0.5), 3), abs=1e-6)
         assert row["p95_seconds"] == pytest.approx(round(percentile_cont(values, 0.95), 3), abs=1e-6)
+
+
+def test_an_open_breaker_shows_on_the_dashboard_and_in_metrics(svc, officers):
+    from disbursement.db.models_partners import PartnerBreaker
+
+    with svc.uow() as session:
+        session.add(PartnerBreaker(partner_code="CASHPLUS", state="open", consecutive_failures=5,
+                                   opened_at=utcnow()))
+        session.commit()
+    client = create_app(services=svc).test_client()
+    with svc.uow() as session:
+        token = users.issue_token(session, officers.monitor, 600)
+        session.commit()
+    body = client.get("/api/v1/dashboard", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert body["breakers"] == [{"partner": "BARID", "state": "closed"},
+                                {"partner": "CASHPLUS", "state": "open"},
+                                {"partner": "WAFACASH", "state": "closed"}]
+    scraped = {(s.name, tuple(s.labels.items())): s.value for family in
+               text_string_to_metric_families(client.get("/metrics").get_data(as_text=True))
+               for s in family.samples if s.name == "disburse_partner_breaker_open"}
+    assert scraped == {("disburse_partner_breaker_open", (("partner", "BARID"),)): 0,
+                       ("disburse_partner_breaker_open", (("partner", "CASHPLUS"),)): 1,
+                       ("disburse_partner_breaker_open", (("partner", "WAFACASH"),)): 0}
