@@ -44,6 +44,8 @@ class Settings:
     partner_keys: Mapping[str, tuple[bytes, ...]] = field(default_factory=dict, repr=False)
     # partner code -> base URL override (simulator ports, production endpoints)
     partner_urls: Mapping[str, str] = field(default_factory=dict)
+    # file exchange (issue 3): partner code -> SFTP secrets and pinned host key
+    partner_sftp: Mapping[str, "SftpSecrets"] = field(default_factory=dict, repr=False)
     # Observability (issue 5): where gunicorn and RQ worker processes write their
     # metrics (prometheus-client multiprocess mode); None in the embedded mode.
     metrics_dir: Path | None = None
@@ -54,6 +56,30 @@ class Settings:
 
     def with_overrides(self, **overrides: Any) -> "Settings":
         return replace(self, **overrides)
+
+
+@dataclass(frozen=True)
+class SftpSecrets:
+    """File exchange (issue 3): how we log in to a partner's SFTP server and which
+    host key we expect (`<type> <base64>`, as in known_hosts), from
+    PARTNER_<CODE>_SFTP_PASSWORD or PARTNER_<CODE>_SFTP_KEY_FILE, and
+    PARTNER_<CODE>_SFTP_HOST_KEY."""
+    password: str | None = field(default=None, repr=False)
+    key_file: str | None = None
+    host_key: str | None = None
+
+
+SFTP_ENV_SUFFIXES = {"_SFTP_PASSWORD": "password", "_SFTP_KEY_FILE": "key_file",
+                     "_SFTP_HOST_KEY": "host_key"}
+
+
+def _sftp_secrets(env: Mapping[str, str]) -> dict[str, SftpSecrets]:
+    found: dict[str, dict[str, str]] = {}
+    for name, value in env.items():
+        for suffix, attribute in SFTP_ENV_SUFFIXES.items():
+            if name.startswith("PARTNER_") and name.endswith(suffix) and value:
+                found.setdefault(name[len("PARTNER_"):-len(suffix)], {})[attribute] = value
+    return {code: SftpSecrets(**values) for code, values in found.items()}
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -111,6 +137,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         data_key=base64.b64decode(raw_key),
         partner_keys=partner_keys,
         partner_urls=partner_urls,
+        partner_sftp=_sftp_secrets(env),
         metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"]) if env.get("PROMETHEUS_MULTIPROC_DIR")
         else None,
     )
