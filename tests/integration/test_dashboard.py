@@ -223,8 +223,10 @@ def test_portable_percentiles_equal_percentile_cont(samples):
     for row in got:
         values = samples[row["partner"]]
         assert row["samples"] == len(values)
-        assert row["p50_seconds"] == pytest.approx(round(percentile_cont(values, 0.5), 3), abs=1e-6)
-        assert row["p95_seconds"] == pytest.approx(round(percentile_cont(values, 0.95), 3), abs=1e-6)
+        # Both sides are rounded to milliseconds; a half-way value may round
+        # either way depending on the order of float operations.
+        assert row["p50_seconds"] == pytest.approx(percentile_cont(values, 0.5), abs=5e-4 + 1e-9)
+        assert row["p95_seconds"] == pytest.approx(percentile_cont(values, 0.95), abs=5e-4 + 1e-9)
 
 
 def test_an_open_breaker_shows_on_the_dashboard_and_in_metrics(svc, officers):
