@@ -74,6 +74,8 @@ services-stop:
 test: install
 	@trap '$(SERVICES) stop' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
 	$(SERVICES) ensure || exit $$?; \
+	$(VENV_PY) tests/support/tools.py promtool >/dev/null \
+	  || echo "WARNING: promtool could not be installed: the alert-rule tests will fail"; \
 	set -a; . $(SERVICES_ENV); set +a; \
 	rc=0; $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ "$$rc" = 5 ] && [ -n "$(ALLOW_NO_TESTS)" ]; then \

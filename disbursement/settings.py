@@ -52,6 +52,9 @@ class Settings:
     code_key: bytes = field(default=b"", repr=False)
     sms_gateway_url: str | None = None
     sms_gateway_key: bytes = field(default=b"", repr=False)
+    # Observability (issue 5): where gunicorn and RQ worker processes write their
+    # metrics (prometheus-client multiprocess mode); None in the embedded mode.
+    metrics_dir: Path | None = None
 
     @property
     def embedded_jobs(self) -> bool:
@@ -159,4 +162,11 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         code_key=_code_key(env, base64.b64decode(raw_key)),
         sms_gateway_url=env.get("SMS_GATEWAY_URL") or None,
         sms_gateway_key=env.get("SMS_GATEWAY_KEY", "").encode(),
+        metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"]) if env.get("PROMETHEUS_MULTIPROC_DIR")
+        else None,
     )
+
+
+def default_metrics_dir(env: Mapping[str, str]) -> Path:
+    """Where gunicorn puts the metrics files when PROMETHEUS_MULTIPROC_DIR is unset (observability)."""
+    return Path(env.get("DISBURSE_VAR_DIR") or DEFAULT_VAR_DIR) / "prometheus"

@@ -73,6 +73,8 @@ def dispatch_chunk(svc: Services, outbox_id: int) -> DispatchOutcome:
         attempts = _record_failure(svc, outbox_id, error)
         if isinstance(exc, TerminalError) or attempts >= DEAD_AFTER_ATTEMPTS:
             _finish(svc, outbox_id, "dead", error)
+        else:
+            metrics.DISPATCH_RETRIES.labels(partner=partner).inc()
         raise
     finally:
         getattr(connector, "close", lambda: None)()
