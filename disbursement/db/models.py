@@ -143,6 +143,8 @@ class Household(Base):
     flat_rate: Mapped[bool] = mapped_column(Boolean)
     channel: Mapped[str] = mapped_column(String(8))
     partner_code: Mapped[str | None] = mapped_column(String(16))
+    # Bank Al-Maghrib wallet tier (1-3) when the registry gives it (issue 3).
+    wallet_tier: Mapped[int | None] = mapped_column(Integer)
     suspended: Mapped[bool] = mapped_column(Boolean, default=False)
     import_id: Mapped[int] = mapped_column(ForeignKey("registry_imports.id"))
     updated_at: Mapped[datetime] = _ts()
@@ -280,6 +282,8 @@ class OutboxItem(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | dead
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Earliest time the sweeper re-enqueues it (backoff, open breaker) (issue 3).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _ts()
     updated_at: Mapped[datetime] = _ts()
     __table_args__ = (UniqueConstraint("kind", "batch_id", "chunk_no"),

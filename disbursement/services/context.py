@@ -59,8 +59,9 @@ class Services:
 
         partner = self.partner(code)
         url = self.settings.partner_urls.get(code, partner.base_url)
-        return build_connector(partner, url, self.partner_keys(code)[0],
-                               self.settings.connector_timeout_seconds)
+        keys = self.partner_keys(code)
+        return build_connector(partner, url, keys[0], self.settings.connector_timeout_seconds,
+                               verify_keys=keys)
 
 
 def build(settings: Settings) -> Services:

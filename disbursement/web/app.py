@@ -28,6 +28,9 @@ def create_app(settings: settings_module.Settings | None = None,
 
     for module in (session, registry, cycles, batches, confirmations, transfers, health, console):
         app.register_blueprint(module.bp)
+    from disbursement.web import observability
+
+    observability.register(app)
     from disbursement.web.console import init_app as init_console
 
     init_console(app)

@@ -1,0 +1,286 @@
+"""Reading ISO 20022 XML safely and in bounded memory.
+
+Every ISO 20022 file we read comes from outside (a bank, a partner's SFTP
+folder), so one parser setup serves all readers: entities unresolved, no
+network, no DTD loading, no huge trees, and any DOCTYPE refused outright (no
+ISO 20022 message carries one; a file that does is an attack or a mistake).
+
+Files can hold a million entries, so nothing builds the whole tree: `walk`
+runs `lxml.etree.iterparse` and hands the caller one small subtree at a time
+(a "unit": GrpHdr, one Ntry, one TxInfAndSts...), then frees it. Elements the
+caller did not ask for are freed as soon as they end.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import IO, Iterator
+
+from lxml import etree
+
+NAMESPACE_PREFIX = "urn:iso:std:iso:20022:tech:xsd:"
+MAD_DECIMALS = 2
+CENTIMES_PER_UNIT = 10**MAD_DECIMALS
+_AMOUNT = re.compile(r"([0-9]{1,16})(?:\.([0-9]{1,5}))?", re.ASCII)
+_CURRENCY = re.compile(r"[A-Z]{3}", re.ASCII)
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+QUOTE_MAX_CHARS = 40
+
+
+class MessageError(ValueError):
+    """Raised when an ISO 20022 file is refused: not well-formed or truncated,
+    a DOCTYPE or entity declaration, another message type or version than the
+    one expected, or a missing or malformed element. The message starts with
+    where: the element path (`Stmt[1]/Ntry[3]/Amt`) or the line."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageType:
+    """One ISO 20022 message definition at one version."""
+    name: str       # "camt.053.001.08"
+    root: str       # the element under Document: "BkToCstmrStmt"
+
+    @property
+    def namespace(self) -> str:
+        return NAMESPACE_PREFIX + self.name
+
+    def tag(self, local: str) -> str:
+        return f"{{{self.namespace}}}{local}"
+
+
+PAIN_001 = MessageType("pain.001.001.10", "CstmrCdtTrfInitn")
+PAIN_002 = MessageType("pain.002.001.11", "CstmrPmtStsRpt")
+CAMT_053 = MessageType("camt.053.001.08", "BkToCstmrStmt")
+CAMT_054 = MessageType("camt.054.001.08", "BkToCstmrDbtCdtNtfctn")
+MESSAGE_TYPES = {m.name: m for m in (PAIN_001, PAIN_002, CAMT_053, CAMT_054)}
+
+
+def quote(text: str) -> str:
+    """A value as it appears in error messages, cut short."""
+    if len(text) > QUOTE_MAX_CHARS:
+        text = text[:QUOTE_MAX_CHARS] + "..."
+    return '"' + text.replace('"', '\\"') + '"'
+
+
+def _safe_iterparse(stream: IO[bytes], **options) -> etree.iterparse:
+    return etree.iterparse(stream, resolve_entities=False, no_network=True, load_dtd=False,
+                           huge_tree=False, remove_comments=True, remove_pis=True, **options)
+
+
+def safe_parser() -> etree.XMLParser:
+    """A parser for small trusted-shape documents (XSDs, tests): same rules."""
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                           huge_tree=False, remove_comments=True, remove_pis=True)
+
+
+class Node:
+    """An element with the path that names it in errors. Accessors raise
+    `MessageError` naming the element when it is missing or malformed."""
+
+    __slots__ = ("element", "where", "_ns")
+
+    def __init__(self, element: etree._Element, where: str, namespace: str) -> None:
+        self.element, self.where, self._ns = element, where, namespace
+
+    def _path(self, path: str) -> str:
+        return "/".join(f"{{{self._ns}}}{part}" for part in path.split("/"))
+
+    def _at(self, path: str) -> str:
+        return f"{self.where}/{path}" if self.where else path
+
+    def child(self, path: str) -> Node | None:
+        found = self.element.find(self._path(path))
+        return None if found is None else Node(found, self._at(path), self._ns)
+
+    def require(self, path: str) -> Node:
+        found = self.child(path)
+        if found is None:
+            raise MessageError(f"{self._at(path)}: missing")
+        return found
+
+    def children(self, path: str) -> Iterator[Node]:
+        for index, found in enumerate(self.element.iterfind(self._path(path)), start=1):
+            yield Node(found, f"{self._at(path)}[{index}]", self._ns)
+
+    def text(self, path: str | None = None, *, required: bool = True) -> str | None:
+        node = self if path is None else (self.require(path) if required else self.child(path))
+        if node is None:
+            return None
+        if len(node.element):
+            # An entity reference left unexpanded shows up as a child node.
+            raise MessageError(f"{node.where}: expected text, found markup or an entity reference")
+        value = (node.element.text or "").strip()
+        if not value and required:
+            raise MessageError(f"{node.where}: empty")
+        return value or None
+
+    def amount(self, path: str) -> tuple[int, str]:
+        """(centimes, currency) of an amount element with a `Ccy` attribute."""
+        node = self.require(path)
+        centimes = parse_centimes(node.text() or "", node.where)
+        currency = node.element.get("Ccy")
+        if currency is None:
+            raise MessageError(f"{node.where}/@Ccy: missing")
+        if _CURRENCY.fullmatch(currency) is None:
+            raise MessageError(f"{node.where}/@Ccy: {quote(currency)} is not an ISO 4217 currency code")
+        return centimes, currency
+
+    def date(self, path: str, *, required: bool = True) -> date | None:
+        """A date from `path`, which holds either `Dt` or `DtTm` (or is an ISODate itself)."""
+        node = self.require(path) if required else self.child(path)
+        if node is None:
+            return None
+        inner = node.child("Dt") or node.child("DtTm")
+        return parse_date((inner or node).text() or "", (inner or node).where)
+
+
+def parse_centimes(text: str, where: str) -> int:
+    """Integer centimes from an ISO amount ("1234.5" -> 123450) without floats."""
+    match = _AMOUNT.fullmatch(text)
+    if match is None:
+        raise MessageError(f"{where}: {quote(text)} is not an amount")
+    units, decimals = match.group(1), match.group(2) or ""
+    if len(decimals) > MAD_DECIMALS and set(decimals[MAD_DECIMALS:]) != {"0"}:
+        raise MessageError(f"{where}: {quote(text)} has more than {MAD_DECIMALS} decimals")
+    return int(units) * CENTIMES_PER_UNIT + int((decimals[:MAD_DECIMALS]).ljust(MAD_DECIMALS, "0"))
+
+
+def format_centimes(centimes: int) -> str:
+    """"1234.50" from 123450: the ISO decimal form, exact."""
+    if centimes < 0:
+        raise ValueError(f"amount {centimes} is negative; ISO 20022 amounts are unsigned")
+    return f"{centimes // CENTIMES_PER_UNIT}.{centimes % CENTIMES_PER_UNIT:02d}"
+
+
+def parse_date(text: str, where: str) -> date:
+    """An ISODate, or the date part of an ISODateTime."""
+    try:
+        if _DATE.fullmatch(text):
+            return date.fromisoformat(text)
+        return datetime.fromisoformat(text).date()
+    except ValueError:
+        raise MessageError(f"{where}: {quote(text)} is not a date") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """`walk` output: `start` of a container, or `end` of a container or unit."""
+    kind: str        # "start" | "end"
+    path: str        # "Stmt/Ntry" (local names under the message root)
+    node: Node       # locator "Stmt[1]/Ntry[3]"
+
+
+def walk(stream: IO[bytes], message: MessageType, *, units: frozenset[str],
+         containers: frozenset[str] = frozenset()) -> Iterator[Event]:
+    """Stream `message` from `stream`. Yields the start and end of each
+    container path and the end of each unit path (with its whole, small
+    subtree); everything else is skipped. After each `end` the element is
+    freed, so memory holds one unit plus the containers' open tags.
+
+    Raises `MessageError` when the file is not well-formed, carries a DOCTYPE,
+    or is another message type or version than `message`."""
+    names: list[str] = []          # local names of open elements below the message root
+    locators: list[str] = []
+    counts: list[dict[str, int]] = [{}]
+    depth = 0                      # 0 outside Document, 1 Document, 2 message root, ...
+    unit_depth = 0                 # > 0 while inside a unit: nothing to yield there
+    ns = message.namespace
+    events = _safe_iterparse(stream, events=("start", "end"))
+    try:
+        for action, element in events:
+            if action == "start":
+                depth += 1
+                if depth <= 2:
+                    _check_top(element, depth, message)
+                    continue
+                if unit_depth:
+                    unit_depth += 1
+                    continue
+                name = _local(element.tag, ns)
+                index = counts[-1][name] = counts[-1].get(name, 0) + 1
+                names.append(name)
+                locators.append(f"{name}[{index}]")
+                counts.append({})
+                path = "/".join(names)
+                if path in units:
+                    unit_depth = 1
+                elif path in containers:
+                    yield Event("start", path, Node(element, "/".join(locators), ns))
+                continue
+            depth -= 1
+            if depth < 2:
+                continue
+            if unit_depth > 1:
+                unit_depth -= 1
+                continue
+            path = "/".join(names)
+            if unit_depth or path in containers:
+                yield Event("end", path, Node(element, "/".join(locators), ns))
+            unit_depth = 0
+            names.pop()
+            locators.pop()
+            counts.pop()
+            # Free what has been read: the element itself and, through the
+            # parent, the empty shells of its earlier siblings.
+            element.clear()
+            parent = element.getparent()
+            if parent is not None:
+                while element.getprevious() is not None:
+                    del parent[0]
+    except etree.XMLSyntaxError as exc:
+        line = exc.position[0] if exc.position else "?"
+        raise MessageError(f"line {line}: not well-formed or truncated XML: {exc.msg}") from None
+    if depth != 0:
+        raise MessageError("truncated XML: the document does not close")
+
+
+def _local(tag: object, namespace: str) -> str:
+    if not isinstance(tag, str):
+        return "?"
+    qname = etree.QName(tag)
+    return qname.localname if qname.namespace == namespace else tag
+
+
+def _check_top(element: etree._Element, depth: int, message: MessageType) -> None:
+    if depth == 1:
+        docinfo = element.getroottree().docinfo
+        if docinfo.internalDTD is not None or docinfo.externalDTD is not None or docinfo.doctype:
+            raise MessageError("line 1: DOCTYPE and entity declarations are refused")
+        qname = etree.QName(element.tag)
+        if qname.localname != "Document":
+            raise MessageError(f"root element is {qname.localname!r}, expected 'Document'")
+        if qname.namespace != message.namespace:
+            raise MessageError(f"Document: namespace {qname.namespace!r} is {_describe(qname.namespace)}, "
+                               f"expected {message.name} ({message.namespace})")
+        return
+    qname = etree.QName(element.tag)
+    if qname.namespace != message.namespace or qname.localname != message.root:
+        raise MessageError(f"Document/{qname.localname}: expected {message.root} for {message.name}")
+
+
+def _describe(namespace: str | None) -> str:
+    if namespace and namespace.startswith(NAMESPACE_PREFIX):
+        return f"message {namespace[len(NAMESPACE_PREFIX):]}"
+    return "not an ISO 20022 namespace"
+
+
+def message_type_of(stream: IO[bytes]) -> MessageType:
+    """Which known message a file holds, from its root namespace (reads only
+    the first element). Raises `MessageError` when it is none we know."""
+    events = _safe_iterparse(stream, events=("start",))
+    try:
+        for _, element in events:
+            docinfo = element.getroottree().docinfo
+            if docinfo.internalDTD is not None or docinfo.doctype:
+                raise MessageError("line 1: DOCTYPE and entity declarations are refused")
+            namespace = etree.QName(element.tag).namespace or ""
+            name = namespace[len(NAMESPACE_PREFIX):] if namespace.startswith(NAMESPACE_PREFIX) else ""
+            if name not in MESSAGE_TYPES:
+                raise MessageError(f"Document: namespace {namespace!r} is {_describe(namespace)}; "
+                                   f"known: {', '.join(sorted(MESSAGE_TYPES))}")
+            return MESSAGE_TYPES[name]
+    except etree.XMLSyntaxError as exc:
+        raise MessageError(f"line {exc.position[0] if exc.position else '?'}: not well-formed XML: "
+                           f"{exc.msg}") from None
+    raise MessageError("empty file")
