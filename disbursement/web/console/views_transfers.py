@@ -10,10 +10,12 @@ from disbursement.web.console import bp
 from disbursement.web.console.guard import may_see_personal_data, not_found, services, signed_in
 
 
-@bp.get("/transfers")
+@bp.route("/transfers", methods=["GET", "POST"])
 @signed_in()
 def transfers():
-    query = request.args.get("q", "")
+    # Posted, not in the URL: a national ID typed here must not end up in
+    # access logs or the browser's history.
+    query = request.form.get("q", "") if request.method == "POST" else ""
     svc = services()
     with svc.uow() as db:
         found = transfer_search.search(db, svc.vault, query)
