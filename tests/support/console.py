@@ -18,7 +18,9 @@ CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
 def console_services(svc: Services) -> Services:
-    """The same services with a session secret, as `make run` or production has."""
+    """The same services with a session secret, as `make run` or production
+    has, sharing the original's job queue (so the test can drain it)."""
+    svc.queue  # created now, so that the copy holds the same queue
     return dataclasses.replace(svc, settings=svc.settings.with_overrides(
         session_secret=secrets.token_bytes(32)))
 
