@@ -48,9 +48,7 @@ def login(svc: Services, username: str, password: str) -> users.Actor:
     username = username.strip()[:64]
     settings = svc.settings
     with svc.uow() as session:
-        throttle = session.execute(select(LoginThrottle).where(
-            LoginThrottle.username == username)).scalar_one_or_none()
-        if throttle and throttle.locked_until and as_utc(throttle.locked_until) > utcnow():
+        if _locked(session, username):
             raise LoginLocked("too many failed sign-ins for this username: try again later")
         try:
             actor = users.authenticate(session, username, password)
@@ -110,16 +108,30 @@ def confirm(svc: Services, actor: users.Actor, proof: str) -> str:
     proof = (proof or "").strip()
     if not proof:
         raise ConfirmationFailed("confirm the decision with your password or one-time code")
+    settings = svc.settings
     with svc.uow() as session:
+        # Wrong confirmations count with failed sign-ins: the decision form is
+        # no way around the lockout for guessing a password.
+        if _locked(session, actor.username):
+            raise ConfirmationFailed("too many failed attempts: try again later")
         if proof.isdigit() and len(proof) == TOTP_DIGITS and _use_totp(svc, session, actor, proof):
             session.commit()
             return "totp"
         try:
             users.authenticate(session, actor.username, proof)
         except users.AuthenticationFailed:
+            _count_failure(session, actor.username, settings.login_max_failures,
+                           settings.login_lock_seconds)
+            session.commit()
             raise ConfirmationFailed("the password or one-time code is wrong (or the code was "
                                      "already used)") from None
         return "password"
+
+
+def _locked(session: Session, username: str) -> bool:
+    until = session.execute(select(LoginThrottle.locked_until).where(
+        LoginThrottle.username == username)).scalar_one_or_none()
+    return until is not None and as_utc(until) > utcnow()
 
 
 def _use_totp(svc: Services, session: Session, actor: users.Actor, code: str) -> bool:

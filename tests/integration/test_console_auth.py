@@ -182,3 +182,17 @@ def test_personal_data_is_masked_unless_the_role_may_see_it(app, pg_svc, people,
     assert not any(cin in masked for cin in cins)
     assert "*****" in masked
     assert any(cin in clear for cin in cins)
+
+
+def test_wrong_confirmations_count_towards_the_lockout(app, pg_svc, people, submitted_batches):
+    officer = Officer(app)
+    officer.login("approver", PASSWORD)
+    batch_id = submitted_batches[0]
+    officer.get(f"/console/batches/{batch_id}")
+    for _ in range(pg_svc.settings.login_max_failures):
+        assert officer.post(f"/console/batches/{batch_id}/approve",
+                            {"confirmation": "guess"}).status_code == 403
+    locked = officer.post(f"/console/batches/{batch_id}/approve", {"confirmation": PASSWORD})
+    assert locked.status_code == 403
+    assert "too many failed attempts" in locked.get_data(as_text=True)
+    assert _status(pg_svc, batch_id) == BatchStatus.SUBMITTED.value
