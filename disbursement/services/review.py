@@ -120,54 +120,55 @@ def _breakdown(session: Session, batch_id: int):
 
 
 def _flags(session: Session, batch_id: int) -> tuple[dict[str, int], list[Flag]]:
-    """Every flag kind in one UNION ALL statement: (kind, household, reference,
-    figure, usual)."""
+    """Every flag kind in one statement: the batch's households are read once
+    (a CTE), then one UNION ALL branch per kind yields (kind, household,
+    reference, figure, usual sum, usual count)."""
+    b = (select(Household.id.label("hid"), Household.household_id, Household.cin_hash,
+                Household.phone_hash, Household.account_hash, Transfer.reference,
+                Transfer.amount_centimes, PaymentInstruction.id.label("iid"),
+                PaymentInstruction.program, PaymentInstruction.period)
+         .join(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)
+         .join(Household, Household.id == PaymentInstruction.household_pk)
+         .where(Transfer.batch_id == batch_id).cte("in_batch"))
+    branches = []
     other = aliased(Household)
-    shared = []
     for kind, column in (("national_id", "cin_hash"), ("phone", "phone_hash"),
                          ("account", "account_hash")):
-        shared.append(
-            select(literal(kind).label("kind"), Household.household_id, Transfer.reference,
+        # An index probe per household of the batch: other holders of its hash.
+        branches.append(
+            select(literal(kind).label("kind"), b.c.household_id, b.c.reference,
                    _big(func.count(other.id)).label("figure"), _big(null()).label("usual_sum"),
                    _big(null()).label("usual_n"))
-            .join(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)
-            .join(Household, Household.id == PaymentInstruction.household_pk)
-            .join(other, and_(getattr(other, column) == getattr(Household, column),
-                              other.id != Household.id))
-            .where(Transfer.batch_id == batch_id, getattr(Household, column).is_not(None))
-            .group_by(Household.household_id, Transfer.reference))
+            .select_from(b)
+            .join(other, and_(getattr(other, column) == b.c[column], other.id != b.c.hid))
+            .group_by(b.c.household_id, b.c.reference))
     previous = aliased(PaymentInstruction)
-    unusual = (
-        select(literal("unusual_amount").label("kind"), Household.household_id, Transfer.reference,
-               _big(Transfer.amount_centimes).label("figure"),
+    branches.append(
+        select(literal("unusual_amount").label("kind"), b.c.household_id, b.c.reference,
+               _big(b.c.amount_centimes).label("figure"),
                _big(func.sum(previous.amount_centimes)).label("usual_sum"),
                _big(func.count(previous.id)).label("usual_n"))
-        .join(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)
-        .join(Household, Household.id == PaymentInstruction.household_pk)
-        .join(previous, and_(previous.household_pk == PaymentInstruction.household_pk,
-                             previous.program == PaymentInstruction.program,
-                             previous.period < PaymentInstruction.period))
-        .where(Transfer.batch_id == batch_id)
-        .group_by(Household.household_id, Transfer.reference, Transfer.amount_centimes)
-        .having((Transfer.amount_centimes * func.count(previous.id)
+        .select_from(b)
+        .join(previous, and_(previous.household_pk == b.c.hid, previous.program == b.c.program,
+                             previous.period < b.c.period))
+        .group_by(b.c.household_id, b.c.reference, b.c.amount_centimes)
+        .having((b.c.amount_centimes * func.count(previous.id)
                  > UNUSUAL_AMOUNT_FACTOR * func.sum(previous.amount_centimes))
-                | (UNUSUAL_AMOUNT_FACTOR * Transfer.amount_centimes * func.count(previous.id)
+                | (UNUSUAL_AMOUNT_FACTOR * b.c.amount_centimes * func.count(previous.id)
                    < func.sum(previous.amount_centimes))))
-    paid_before = exists().where(previous.household_pk == PaymentInstruction.household_pk,
-                                 previous.id != PaymentInstruction.id,
+    paid_before = exists().where(previous.household_pk == b.c.hid, previous.id != b.c.iid,
                                  previous.created_at < HouseholdAccount.first_seen_at)
-    new_account = (
-        select(literal("new_account").label("kind"), Household.household_id, Transfer.reference,
+    branches.append(
+        select(literal("new_account").label("kind"), b.c.household_id, b.c.reference,
                _big(null()).label("figure"), _big(null()).label("usual_sum"),
                _big(null()).label("usual_n"))
-        .join(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)
-        .join(Household, Household.id == PaymentInstruction.household_pk)
-        .join(HouseholdAccount, and_(HouseholdAccount.household_id == Household.household_id,
-                                     HouseholdAccount.account_hash == Household.account_hash))
-        .where(Transfer.batch_id == batch_id, paid_before))
+        .select_from(b)
+        .join(HouseholdAccount, and_(HouseholdAccount.household_id == b.c.household_id,
+                                     HouseholdAccount.account_hash == b.c.account_hash))
+        .where(paid_before))
+    union = union_all(*branches)
     counts: dict[str, int] = defaultdict(int)
     flags: list[Flag] = []
-    union = union_all(*shared, unusual, new_account)
     for kind, household_id, reference, figure, usual_sum, usual_n in session.execute(union):
         counts[kind] += 1
         if counts[kind] <= FLAG_EXAMPLES_PER_KIND:

@@ -1,5 +1,5 @@
 """The batch review page: the right figures and flags, and a bounded number
-of SQL statements whatever the batch size (no N+1), on real PostgreSQL."""
+of SQL statements whatever the batch size (no N+1) on real PostgreSQL."""
 from __future__ import annotations
 
 import re
@@ -21,13 +21,12 @@ BIG_BATCH_TRANSFERS = 50_000
 REVIEW_STATEMENTS = 7
 
 
-@pytest.fixture
-def approver(pg_svc):
-    with pg_svc.uow() as session:
+def signed_in_approver(svc) -> Officer:
+    with svc.uow() as session:
         users.create_user(session, users.SYSTEM, "maker", PASSWORD, [Role.MAKER])
         users.create_user(session, users.SYSTEM, "approver", PASSWORD, [Role.APPROVER])
         session.commit()
-    officer = Officer(console_app(pg_svc))
+    officer = Officer(console_app(svc))
     assert officer.login("approver", PASSWORD).status_code == 303
     return officer
 
@@ -52,8 +51,10 @@ def _flag(page: str, kind: str) -> int:
     return int(match.group(1))
 
 
-def test_review_shows_totals_fees_and_each_kind_of_flag(pg_svc, approver):
-    batch_id = build_batch(pg_svc, 40, shared_cin=4, shared_phone=2, unusual=3, new_accounts=2)
+def test_review_shows_totals_fees_and_each_kind_of_flag(svc):
+    """On PostgreSQL and the embedded SQLite."""
+    approver = signed_in_approver(svc)
+    batch_id = build_batch(svc, 40, shared_cin=4, shared_phone=2, unusual=3, new_accounts=2)
     response = approver.get(f"/console/batches/{batch_id}")
     page = response.get_data(as_text=True)
     assert response.status_code == 200
@@ -71,7 +72,8 @@ def test_review_shows_totals_fees_and_each_kind_of_flag(pg_svc, approver):
     assert 'id="approve-batch" disabled' not in page
 
 
-def test_review_page_of_a_50000_transfer_batch_costs_one_statement_per_table(pg_svc, approver):
+def test_review_page_of_a_50000_transfer_batch_costs_one_statement_per_table(pg_svc):
+    approver = signed_in_approver(pg_svc)
     small = build_batch(pg_svc, 20, maker="maker", shared_cin=2, unusual=1, new_accounts=1)
     with counted(pg_svc.engine) as small_statements:
         assert approver.get(f"/console/batches/{small}").status_code == 200
