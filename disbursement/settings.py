@@ -55,6 +55,8 @@ class Settings:
     cookie_secure: bool = True
     login_max_failures: int = LOGIN_MAX_FAILURES
     login_lock_seconds: int = LOGIN_LOCK_SECONDS
+    # file exchange (issue 3): partner code -> SFTP secrets and pinned host key
+    partner_sftp: Mapping[str, "SftpSecrets"] = field(default_factory=dict, repr=False)
 
     @property
     def embedded_jobs(self) -> bool:
@@ -62,6 +64,30 @@ class Settings:
 
     def with_overrides(self, **overrides: Any) -> "Settings":
         return replace(self, **overrides)
+
+
+@dataclass(frozen=True)
+class SftpSecrets:
+    """File exchange (issue 3): how we log in to a partner's SFTP server and which
+    host key we expect (`<type> <base64>`, as in known_hosts), from
+    PARTNER_<CODE>_SFTP_PASSWORD or PARTNER_<CODE>_SFTP_KEY_FILE, and
+    PARTNER_<CODE>_SFTP_HOST_KEY."""
+    password: str | None = field(default=None, repr=False)
+    key_file: str | None = None
+    host_key: str | None = None
+
+
+SFTP_ENV_SUFFIXES = {"_SFTP_PASSWORD": "password", "_SFTP_KEY_FILE": "key_file",
+                     "_SFTP_HOST_KEY": "host_key"}
+
+
+def _sftp_secrets(env: Mapping[str, str]) -> dict[str, SftpSecrets]:
+    found: dict[str, dict[str, str]] = {}
+    for name, value in env.items():
+        for suffix, attribute in SFTP_ENV_SUFFIXES.items():
+            if name.startswith("PARTNER_") and name.endswith(suffix) and value:
+                found.setdefault(name[len("PARTNER_"):-len(suffix)], {})[attribute] = value
+    return {code: SftpSecrets(**values) for code, values in found.items()}
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -131,4 +157,5 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         cookie_secure=env.get("DISBURSE_COOKIE_SECURE", "1") not in ("0", "false", "no"),
         login_max_failures=_int(env, "LOGIN_MAX_FAILURES", LOGIN_MAX_FAILURES),
         login_lock_seconds=_int(env, "LOGIN_LOCK_SECONDS", LOGIN_LOCK_SECONDS),
+        partner_sftp=_sftp_secrets(env),
     )
