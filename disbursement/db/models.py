@@ -125,6 +125,10 @@ class Household(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     household_id: Mapped[str] = mapped_column(String(32), unique=True)
     cin_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # Keyed hashes (console, issue 5): the same phone or payout account (bank
+    # account or wallet number) on several households is flagged at review.
+    phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    account_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     pii: Mapped[bytes] = mapped_column(LargeBinary)
     head_name: Mapped[str] = mapped_column(String(120))
     region_code: Mapped[str] = mapped_column(String(2))
@@ -181,6 +185,8 @@ class PaymentInstruction(Base):
     __table_args__ = (
         UniqueConstraint("program", "period", "household_pk"),
         CheckConstraint("amount_centimes > 0", name="amount_positive"),
+        # A household's earlier instructions (batch review: its usual amount).
+        Index("ix_payment_instructions_household_pk", "household_pk"),
     )
 
 

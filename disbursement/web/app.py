@@ -1,4 +1,5 @@
-"""The Flask application: API under /api/v1, a small console, health and metrics."""
+"""The Flask application: API under /api/v1, the officers' console under
+/console, health and metrics."""
 from __future__ import annotations
 
 import logging
@@ -33,5 +34,8 @@ def create_app(settings: settings_module.Settings | None = None,
     from disbursement.web import observability
 
     observability.register(app)
+    from disbursement.web.console import init_app as init_console
+
+    init_console(app)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     return app
