@@ -35,6 +35,7 @@ _OPTIONS = mt940.Options.all()
 _TAG = re.compile(r":([0-9]{2}[A-Z]?):", re.ASCII)
 _SUBFIELD = re.compile(r"\?[0-9]{2}", re.ASCII)
 _REASON = re.compile(r"(?<![0-9A-Z])(?:AC|AG|AM|BE|MD|MS|RC|RR|FF|DT|ED|RF)[0-9]{2}(?![0-9A-Z])", re.ASCII)
+_DATED_TAGS = frozenset({"60F", "60M", "61", "62F", "62M", "64", "65"})
 _PLAIN_REFERENCE = re.compile(r"[0-9A-Za-z/.+-]{1,16}", re.ASCII)
 
 
@@ -114,7 +115,8 @@ def _read_chunk(chunk: _Chunk, last: bool, summary: StatementSummary,
                              f"{_value_of(exc)!r}") from None
     except (ValueError, KeyError, IndexError, AttributeError, TypeError, InvalidOperation) as exc:
         # The library's own failures on odd input, translated where they enter.
-        raise StatementError(f"line {chunk.start_line}: statement not readable: {exc}") from None
+        raise StatementError(f"line {_bad_date_line(lines) or chunk.start_line}: statement not readable: "
+                             f"{exc}") from None
     data = transactions.data
     if chunk.first:
         _statement_header(data, chunk, summary, progress)
@@ -184,7 +186,7 @@ def _entry(data: dict, line: int, details: str, summary: StatementSummary) -> St
     mark = data.get("status")
     if mark not in PAYMENT_MARKS | RETURN_MARKS:
         raise StatementError(f"line {line}: debit/credit mark {mark!r} is not D, C, RD or RC")
-    centimes = abs(_centimes(data["amount"].amount, line))
+    centimes = _centimes(abs(data["amount"].amount), line)
     if centimes == 0:
         raise StatementError(f"line {line}: zero amount")
     kind = EntryKind.PAYMENT if mark in PAYMENT_MARKS else EntryKind.RETURN
@@ -236,6 +238,22 @@ def _centimes(amount: Decimal, line: int) -> int:
 
 def _date(value: object) -> date:
     return date(value.year, value.month, value.day)  # mt940's Date is a datetime.date subclass
+
+
+def _bad_date_line(lines: list[tuple[int, str]]) -> int | None:
+    """The first line whose YYMMDD date is no date (the library only says
+    "day is out of range for month")."""
+    for number, line in lines:
+        tag = _TAG.match(line)
+        if tag is None or tag.group(1) not in _DATED_TAGS:
+            continue
+        value = line[tag.end():]
+        digits = value[:6] if tag.group(1) == "61" else value[1:7]
+        try:
+            date(2000 + int(digits[:2]), int(digits[2:4]), int(digits[4:6]))
+        except ValueError:
+            return number
+    return None
 
 
 def _value_of(exc: RuntimeError) -> str:
