@@ -10,7 +10,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
+
+from connectors.signing import NonceStore
 
 
 class PartnerStatus(enum.StrEnum):
@@ -21,6 +23,7 @@ class PartnerStatus(enum.StrEnum):
     PAID = "paid"              # collected or credited
     REJECTED = "rejected"      # definitive no (invalid account, identity...)
     CANCELLED = "cancelled"    # cancelled before collection
+    EXPIRED = "expired"        # made available, never collected in time
     NOT_FOUND = "not_found"    # partner never received it: safe to resend
 
 
@@ -86,6 +89,12 @@ class AmbiguousOutcome(ConnectorError):
     attempt must ask `status()` before any resend."""
 
 
+class BadInboundMessage(ConnectorError):
+    """Raised when a verified partner message does not have the protocol's
+    shape (not JSON, unknown status word, missing reference): nothing of it is
+    applied."""
+
+
 class Connector(Protocol):
     partner_code: str
 
@@ -101,3 +110,12 @@ class Connector(Protocol):
     def collect(self) -> list[InboundUpdate]:
         """Pull what the partner produced since the last call (status files,
         pain.002, camt.054). Push protocols (REST callbacks) return []."""
+
+
+class PushConnector(Connector, Protocol):
+    """A connector whose partner pushes signed callbacks to us (REST, wallet)."""
+
+    def receive_callback(self, method: str, target: str, headers: Mapping[str, str],
+                         body: bytes, nonces: NonceStore | None = None) -> list[InboundUpdate]:
+        """Verify the callback's signature (and nonce) before parsing it into
+        updates. Raises `connectors.signing.SignatureError` or `BadInboundMessage`."""

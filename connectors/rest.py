@@ -15,14 +15,16 @@ sockets. The rule is "could the partner have acted on what we sent?":
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
-from urllib.parse import quote
+from datetime import datetime
+from typing import Any, Mapping, Sequence
+from urllib.parse import quote, urlencode
 
 import httpx
 
 from connectors import signing
-from connectors.base import (AmbiguousOutcome, OutboundTransfer, PartnerStatus,
-                             RetryableError, SendResult, TerminalError)
+from connectors.base import (AmbiguousOutcome, BadInboundMessage, InboundUpdate,
+                             OutboundTransfer, PartnerStatus, RetryableError, SendResult,
+                             TerminalError)
 
 # Enough of the partner's error text to diagnose, not enough to flood a log.
 ERROR_TEXT_MAX_CHARS = 300
@@ -35,9 +37,11 @@ class RestConnector:
     """
 
     def __init__(self, partner_code: str, base_url: str, key: bytes,
-                 timeout_seconds: float = 10.0) -> None:
+                 timeout_seconds: float = 10.0, verify_keys: Sequence[bytes] = ()) -> None:
         self.partner_code = partner_code
         self._key = key
+        # Keys accepted on callbacks: during a rotation the old one too.
+        self._verify_keys = tuple(verify_keys) or (key,)
         self._client = httpx.Client(base_url=base_url.rstrip("/"),
                                     timeout=httpx.Timeout(timeout_seconds))
 
@@ -82,8 +86,6 @@ class RestConnector:
                 f"{self.partner_code}: status answer is malformed ({exc!r})") from exc
 
     def cancel(self, reference: str) -> PartnerStatus:
-        # The signature covers the body only, so the reference is repeated in
-        # the body: a captured signed cancel cannot be replayed on another path.
         answer = self._call("POST", f"/v1/transfers/{quote(reference, safe='')}/cancel",
                             {"reference": reference}, changes_state=True)
         try:
@@ -100,10 +102,23 @@ class RestConnector:
         `since` (an ISO date) asks only for lines with a later or equal value
         date. Parsing belongs to reconciliation, not to the connector.
         """
-        params = {"since": since} if since is not None else None
-        response = self._exchange("GET", "/v1/statements/settlement.csv", b"",
-                                  changes_state=False, params=params)
+        target = signing.request_target("/v1/statements/settlement.csv",
+                                        urlencode({"since": since}) if since else None)
+        response = self._exchange("GET", target, b"", changes_state=False)
         return response.content
+
+    def collect(self) -> list[InboundUpdate]:
+        """The partner pushes its confirmations: nothing to pull."""
+        return []
+
+    def receive_callback(self, method: str, target: str, headers: Mapping[str, str],
+                         body: bytes, nonces: signing.NonceStore | None = None
+                         ) -> list[InboundUpdate]:
+        """Verify, then parse a confirmations callback (a JSON list of
+        `{event_id, reference, status, occurred_at, reason, service_point}`)."""
+        signing.verify(self._verify_keys, headers, body, method=method, target=target,
+                       nonces=nonces)
+        return parse_confirmations(body)
 
     # -- the edge ------------------------------------------------------------
 
@@ -123,13 +138,13 @@ class RestConnector:
                         f"{response.status_code} with JSON that is not an object")
         return answer
 
-    def _exchange(self, method: str, path: str, body: bytes, *, changes_state: bool,
-                  params: dict[str, str] | None = None) -> httpx.Response:
-        headers = {"Content-Type": "application/json", **signing.sign(self._key, body)}
+    def _exchange(self, method: str, path: str, body: bytes, *,
+                  changes_state: bool) -> httpx.Response:
+        headers = {"Content-Type": "application/json",
+                   **signing.sign(self._key, body, method=method, target=path)}
         where = f"{self.partner_code}: {method} {path}"
         try:
-            response = self._client.request(method, path, content=body,
-                                             headers=headers, params=params)
+            response = self._client.request(method, path, content=body, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # No connection, so no byte of the request reached the partner.
             raise RetryableError(f"{where}: partner unreachable ({exc!r})") from exc
@@ -176,5 +191,29 @@ def _transfer_json(transfer: OutboundTransfer) -> dict[str, Any]:
             "national_id": transfer.national_id,
             "phone": transfer.phone,
             "account": transfer.account,
-            "region_code": transfer.region_code}
+            "region_code": transfer.region_code,
+            # cash: where to pay, and the code the beneficiary will present
+            "service_point": transfer.service_point,
+            "withdrawal_code": transfer.withdrawal_code}
 
+
+
+def parse_confirmations(body: bytes) -> list[InboundUpdate]:
+    """The REST partner's confirmation list as updates; raises `BadInboundMessage`."""
+    try:
+        items = json.loads(body)
+    except ValueError as exc:
+        raise BadInboundMessage(f"callback body is not JSON: {exc}") from None
+    items = items if isinstance(items, list) else [items]
+    updates = []
+    for index, item in enumerate(items):
+        try:
+            occurred = item.get("occurred_at")
+            updates.append(InboundUpdate(
+                reference=str(item["reference"]), status=PartnerStatus(item["status"]),
+                event_id=item.get("event_id"), reason=item.get("reason"),
+                service_point=item.get("service_point"),
+                occurred_at=datetime.fromisoformat(occurred) if occurred else None))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise BadInboundMessage(f"callback item {index}: {exc!r}") from None
+    return updates

@@ -200,7 +200,8 @@ def batch_list(obj: Ctx, status: str | None) -> None:
             stmt = stmt.where(Batch.status == status)
         for b in session.execute(stmt).scalars():
             click.echo(f"{b.id:>6}  {b.partner_code:<10} {b.status:<10} {b.transfer_count:>7} "
-                       f"{format_units(b.total_centimes):>16} {b.currency}  maker={b.created_by}")
+                       f"{format_units(b.total_centimes):>16} {b.currency}  "
+                       f"fees {format_units(b.fee_total_centimes):>12}  maker={b.created_by}")
 
 
 @batch.command("submit")

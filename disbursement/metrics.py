@@ -17,3 +17,9 @@ CONFIRMATION_BATCH_SECONDS = Histogram(
 LEDGER_OUTSTANDING_CENTIMES = Gauge(
     "disburse_ledger_outstanding_centimes", "Released but neither paid nor returned",
     ["partner"])
+# Routing (issue 3): per-point figures come from the API, not from labels.
+SERVICE_POINT_COLLECTIONS = Counter(
+    "disburse_service_point_collections_total",
+    "Cash transfers collected at a service point, as the partner confirmed", ["partner"])
+SMS_SENT = Counter(
+    "disburse_sms_sent_total", "Beneficiary notifications accepted by the SMS gateway", ["partner"])

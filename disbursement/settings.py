@@ -44,6 +44,14 @@ class Settings:
     partner_keys: Mapping[str, tuple[bytes, ...]] = field(default_factory=dict, repr=False)
     # partner code -> base URL override (simulator ports, production endpoints)
     partner_urls: Mapping[str, str] = field(default_factory=dict)
+    # file exchange (issue 3): partner code -> SFTP secrets and pinned host key
+    partner_sftp: Mapping[str, "SftpSecrets"] = field(default_factory=dict, repr=False)
+    # Routing and notification (issue 3): the key withdrawal codes are derived
+    # under (HMAC of the transfer reference), and the SMS gateway; no gateway
+    # URL means no SMS is sent.
+    code_key: bytes = field(default=b"", repr=False)
+    sms_gateway_url: str | None = None
+    sms_gateway_key: bytes = field(default=b"", repr=False)
 
     @property
     def embedded_jobs(self) -> bool:
@@ -51,6 +59,30 @@ class Settings:
 
     def with_overrides(self, **overrides: Any) -> "Settings":
         return replace(self, **overrides)
+
+
+@dataclass(frozen=True)
+class SftpSecrets:
+    """File exchange (issue 3): how we log in to a partner's SFTP server and which
+    host key we expect (`<type> <base64>`, as in known_hosts), from
+    PARTNER_<CODE>_SFTP_PASSWORD or PARTNER_<CODE>_SFTP_KEY_FILE, and
+    PARTNER_<CODE>_SFTP_HOST_KEY."""
+    password: str | None = field(default=None, repr=False)
+    key_file: str | None = None
+    host_key: str | None = None
+
+
+SFTP_ENV_SUFFIXES = {"_SFTP_PASSWORD": "password", "_SFTP_KEY_FILE": "key_file",
+                     "_SFTP_HOST_KEY": "host_key"}
+
+
+def _sftp_secrets(env: Mapping[str, str]) -> dict[str, SftpSecrets]:
+    found: dict[str, dict[str, str]] = {}
+    for name, value in env.items():
+        for suffix, attribute in SFTP_ENV_SUFFIXES.items():
+            if name.startswith("PARTNER_") and name.endswith(suffix) and value:
+                found.setdefault(name[len("PARTNER_"):-len(suffix)], {})[attribute] = value
+    return {code: SftpSecrets(**values) for code, values in found.items()}
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -64,11 +96,26 @@ def _local_secrets(var_dir: Path) -> dict[str, str]:
     if path.exists():
         return json.loads(path.read_text())
     var_dir.mkdir(parents=True, exist_ok=True)
-    generated = {"DISBURSE_DATA_KEY": base64.b64encode(secrets.token_bytes(32)).decode()}
+    generated = {"DISBURSE_DATA_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+                 "DISBURSE_CODE_KEY": base64.b64encode(secrets.token_bytes(32)).decode()}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(generated, fh)
     return generated
+
+
+def _code_key(env: Mapping[str, str], data_key: bytes) -> bytes:
+    """DISBURSE_CODE_KEY when set (production: its own secret, rotated on its
+    own); otherwise a key derived from the data key (HKDF), so a deployment
+    that predates withdrawal codes keeps working without a default secret."""
+    raw = env.get("DISBURSE_CODE_KEY")
+    if raw:
+        return base64.b64decode(raw)
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"disburse withdrawal codes").derive(data_key)
 
 
 def partner_key_env(code: str) -> str:
@@ -108,4 +155,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         data_key=base64.b64decode(raw_key),
         partner_keys=partner_keys,
         partner_urls=partner_urls,
+        partner_sftp=_sftp_secrets(env),
+        code_key=_code_key(env, base64.b64decode(raw_key)),
+        sms_gateway_url=env.get("SMS_GATEWAY_URL") or None,
+        sms_gateway_key=env.get("SMS_GATEWAY_KEY", "").encode(),
     )

@@ -27,8 +27,9 @@ from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 from werkzeug.serving import make_server
 
 from connectors import signing
+from connectors.base import PartnerStatus
 from connectors.simulators.rest_book import Faults, FaultError, PartnerBook
-from connectors.simulators.rest_callbacks import CallbackSender
+from connectors.simulators.rest_callbacks import CallbackSender, KeyRing, parse_keys
 from connectors.simulators.rest_statement import render_statement
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -38,25 +39,95 @@ MAX_ITEMS_PER_REQUEST = 10_000
 class Simulator:
     """The book, the confirmations it owes, and the act of time passing."""
 
-    def __init__(self, book: PartnerBook, sender: CallbackSender) -> None:
+    def __init__(self, book: PartnerBook, sender: CallbackSender, keys: KeyRing) -> None:
         self.book = book
         self.sender = sender
+        self.keys = keys
+        self.nonces = signing.MemoryNonces()
 
-    def advance(self) -> dict[str, Any]:
-        queued = self.book.advance(datetime.now(timezone.utc))
+    def advance(self, to: PartnerStatus | None = None,
+                references: list[str] | None = None) -> dict[str, Any]:
+        """Random fates by default; `to` moves the transfers there instead."""
+        now = datetime.now(timezone.utc)
+        queued = (self.book.advance(now) if to is None
+                  else self.book.force(to, references, now))
         delivered = self.sender.deliver_pending()
         return {"delivered": delivered, "pending": self.book.pending_count(),
                 "by_status": dict(queued)}
 
+    def verify(self, body: bytes) -> None:
+        """The partner checks our signature over the whole request; raises SignatureError."""
+        signing.verify(self.keys.active, request.headers, body, method=request.method,
+                       target=signing.request_target(request.path, request.query_string),
+                       nonces=self.nonces)
 
-def create_app(simulator: Simulator, key: bytes) -> Flask:
-    app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+
+def add_sim_controls(app: Flask, simulator: Simulator) -> None:
+    """The /_sim endpoints every simulator shares: they are the test harness's,
+    not the partner's, and unsigned."""
     book = simulator.book
 
-    @app.errorhandler(HTTPException)
-    def json_error(exc: HTTPException) -> tuple[Response, int]:
-        return jsonify(error=exc.description), exc.code or 500
+    @app.post("/_sim/advance")
+    def advance() -> Any:
+        payload = _json_object(request.get_data())
+        to, references = payload.get("to"), payload.get("references")
+        if references is not None and not (isinstance(references, list)
+                                           and all(isinstance(r, str) for r in references)):
+            raise BadRequest("references must be a list of strings")
+        try:
+            target = PartnerStatus(to) if to is not None else None
+            return jsonify(simulator.advance(target, references))
+        except (ValueError, FaultError) as exc:
+            raise BadRequest(f"cannot advance to {to!r}: {exc}") from exc
+
+    @app.get("/_sim/faults")
+    def get_faults() -> Any:
+        return jsonify(_faults_json(book.faults()))
+
+    @app.post("/_sim/faults")
+    def set_faults() -> Any:
+        try:
+            return jsonify(_faults_json(book.update_faults(_json_object(request.get_data()))))
+        except FaultError as exc:
+            raise BadRequest(str(exc)) from exc
+
+    @app.post("/_sim/reject-next")
+    def reject_next() -> Any:
+        payload = _json_object(request.get_data())
+        count = payload.get("count", 1)
+        if type(count) is not int or count < 1:
+            raise BadRequest("count must be a positive integer")
+        try:
+            book.reject_next(str(payload.get("reason_code", "")), count)
+        except FaultError as exc:
+            raise BadRequest(str(exc)) from exc
+        return jsonify(ok=True)
+
+    @app.post("/_sim/keys")
+    def set_keys() -> Any:
+        keys = _json_object(request.get_data()).get("keys")
+        if not isinstance(keys, list) or not keys or not all(
+                isinstance(k, str) and k for k in keys):
+            raise BadRequest("keys must be a non-empty list of non-empty strings")
+        simulator.keys.replace([k.encode("utf-8") for k in keys])
+        return jsonify(active=len(keys))
+
+    @app.get("/_sim/transfers/<reference>")
+    def held(reference: str) -> Any:
+        entry = book.transfer(reference)
+        if entry is None:
+            raise NotFound(f"the partner holds no transfer {reference}")
+        return jsonify(entry)
+
+    @app.get("/_sim/state")
+    def state() -> Any:
+        return jsonify(book.snapshot())
+
+
+def make_partner_api(simulator: Simulator) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The decorator of every partner endpoint: faults, then the signature over
+    the whole request (and its nonce), then the view. Shared by the simulators."""
+    book = simulator.book
 
     def partner_api(view: Callable[..., Any]) -> Callable[..., Any]:
         """Faults, then the signature over the raw body, then the view."""
@@ -69,9 +140,12 @@ def create_app(simulator: Simulator, key: bytes) -> Flask:
                 return jsonify(error="simulated outage, try again later"), 503
             body = request.get_data()
             try:
-                signing.verify([key], request.headers, body)
+                simulator.verify(body)
             except signing.SignatureError as exc:
                 return jsonify(error=str(exc)), 401
+            if book.draw("lost_request_rate"):
+                time.sleep(faults.timeout_sleep_seconds)
+                return jsonify(error="request lost before processing"), 503
             answer = view(body, **kwargs)
             if book.draw("timeout_rate"):
                 # Processed and stored, but the answer comes too late: the
@@ -79,6 +153,21 @@ def create_app(simulator: Simulator, key: bytes) -> Flask:
                 time.sleep(faults.timeout_sleep_seconds)
             return answer
         return wrapper
+
+    return partner_api
+
+
+def create_app(simulator: Simulator) -> Flask:
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    book = simulator.book
+    add_sim_controls(app, simulator)
+
+    @app.errorhandler(HTTPException)
+    def json_error(exc: HTTPException) -> tuple[Response, int]:
+        return jsonify(error=exc.description), exc.code or 500
+
+    partner_api = make_partner_api(simulator)
 
     @app.post("/v1/transfers")
     @partner_api
@@ -97,8 +186,6 @@ def create_app(simulator: Simulator, key: bytes) -> Flask:
     @app.post("/v1/transfers/<reference>/cancel")
     @partner_api
     def cancel(body: bytes, reference: str) -> Any:
-        # The signature covers the body only: the body must name the same
-        # reference, so a signed cancel cannot be replayed against another one.
         payload = _json_object(body)
         if payload.get("reference") != reference:
             raise BadRequest("body reference does not match the path")
@@ -120,25 +207,6 @@ def create_app(simulator: Simulator, key: bytes) -> Flask:
                                      book.statement_seed, book.holds,
                                      datetime.now(timezone.utc).date())
         return Response(csv_bytes, mimetype="text/csv")
-
-    @app.post("/_sim/advance")
-    def advance() -> Any:
-        return jsonify(simulator.advance())
-
-    @app.get("/_sim/faults")
-    def get_faults() -> Any:
-        return jsonify(_faults_json(book.faults()))
-
-    @app.post("/_sim/faults")
-    def set_faults() -> Any:
-        try:
-            return jsonify(_faults_json(book.update_faults(_json_object(request.get_data()))))
-        except FaultError as exc:
-            raise BadRequest(str(exc)) from exc
-
-    @app.get("/_sim/state")
-    def state() -> Any:
-        return jsonify(book.snapshot())
 
     return app
 
@@ -191,9 +259,9 @@ class AutoAdvancer(threading.Thread):
         self._stopped.set()
 
 
-def serve(simulator: Simulator, key: bytes, host: str, port: int,
+def serve(simulator: Simulator, app: Flask, host: str, port: int,
           auto_advance_seconds: float) -> None:
-    server = make_server(host, port, create_app(simulator, key), threaded=True)
+    server = make_server(host, port, app, threaded=True)
     crashed = threading.Event()
 
     def crash() -> None:
@@ -234,7 +302,8 @@ _COUNT = click.IntRange(min=0)
 @click.option("--partner", "partner_code", required=True, help="Partner code, e.g. PI1.")
 @click.option("--callback-url", required=True, help="Where confirmations are posted.")
 @click.option("--key-env", default=None,
-              help="Env var holding the shared HMAC key [default: PARTNER_<CODE>_HMAC_KEY].")
+              help="Env var holding the shared HMAC key(s), `new,old` during a rotation "
+                   "[default: PARTNER_<CODE>_HMAC_KEY].")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--auto-advance", "auto_advance_seconds", type=click.FloatRange(min=0),
               default=0.0, show_default=True, help="Seconds between advances; 0 = off.")
@@ -242,6 +311,7 @@ _COUNT = click.IntRange(min=0)
 @click.option("--latency-ms", type=_COUNT, default=0)
 @click.option("--error-rate", type=_RATE, default=0.0)
 @click.option("--timeout-rate", type=_RATE, default=0.0)
+@click.option("--lost-request-rate", type=_RATE, default=0.0)
 @click.option("--timeout-sleep-seconds", type=click.FloatRange(min=0), default=30.0)
 @click.option("--reject-rate", type=_RATE, default=0.0)
 @click.option("--uncollected-rate", type=_RATE, default=0.0)
@@ -255,23 +325,29 @@ def rest_command(port: int, host: str, partner_code: str, callback_url: str,
                  key_env: str | None, seed: int, auto_advance_seconds: float,
                  callback_batch: int, **fault_options: Any) -> None:
     """Run a simulated payment institution speaking the REST partner protocol."""
+    keys, faults = simulator_setup(partner_code, callback_url, key_env, fault_options)
+    book = PartnerBook(partner_code, seed, faults)
+    sender = CallbackSender(book, callback_url, keys, callback_batch)
+    simulator = Simulator(book, sender, keys)
+    serve(simulator, create_app(simulator), host, port, auto_advance_seconds)
+
+
+def simulator_setup(partner_code: str, callback_url: str, key_env: str | None,
+                    fault_options: dict[str, Any]) -> tuple[KeyRing, Faults]:
+    """Keys from the environment and faults from the flags, or a usage error."""
     if not callback_url.startswith(("http://", "https://")):
         raise click.BadParameter("must be an http(s) URL", param_hint="--callback-url")
     env_name = key_env or key_env_name(partner_code)
-    key_text = os.environ.get(env_name)
-    if not key_text:
+    keys = parse_keys(os.environ.get(env_name, ""))
+    if not keys:
         # No default secret, ever: a simulator signing with a guessable key
         # would teach our service to trust one.
         raise click.UsageError(f"environment variable {env_name} is not set: "
                                "refusing to start without the shared HMAC key")
-    key = key_text.encode("utf-8")
     try:
-        faults = Faults().updated(fault_options)
+        return KeyRing(keys), Faults().updated(fault_options)
     except FaultError as exc:
         raise click.UsageError(str(exc)) from exc
-    book = PartnerBook(partner_code, seed, faults)
-    sender = CallbackSender(book, callback_url, key, callback_batch)
-    serve(Simulator(book, sender), key, host, port, auto_advance_seconds)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,15 @@ from connectors.base import PartnerStatus
 REFERENCE_PATTERN = re.compile(r"[A-Z0-9]{1,16}")
 CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
 REJECT_REASONS = ("AC01 invalid account", "RR01 identity mismatch")
+# Reason texts for codes a test asks the partner to reject with (reject_next).
+REASON_TEXTS = {"AC01": "invalid account", "AC04": "closed account", "AC06": "blocked account",
+                "RR01": "identity mismatch", "AM04": "insufficient funds",
+                "BE01": "beneficiary inconsistent with account"}
+REASON_CODE_PATTERN = re.compile(r"[A-Z0-9]{4}")
 SERVICE_POINT_COUNT = 40
 CANCELLABLE = frozenset({PartnerStatus.RECEIVED, PartnerStatus.AVAILABLE})
+# Where a directed advance (`force`) may take a transfer.
+FORCE_TARGETS = frozenset({PartnerStatus.AVAILABLE, PartnerStatus.PAID, PartnerStatus.EXPIRED})
 # Collection is reported a moment after availability so that `occurred_at`
 # orders the two events even when they are decided in the same advance.
 COLLECTION_DELAY = timedelta(milliseconds=1)
@@ -41,6 +48,9 @@ class Faults:
     latency_ms: int = 0
     error_rate: float = 0.0
     timeout_rate: float = 0.0
+    # The request is read but lost before processing, and the (error) answer
+    # comes too late: an ambiguous outcome where the partner holds nothing.
+    lost_request_rate: float = 0.0
     timeout_sleep_seconds: float = 30.0
     reject_rate: float = 0.0
     uncollected_rate: float = 0.0
@@ -85,7 +95,7 @@ class Fate(enum.Enum):
     """What will become of a received transfer, drawn once at its first advance."""
 
     REJECTED = "rejected"
-    UNCOLLECTED = "uncollected"   # made available, never collected
+    UNCOLLECTED = "uncollected"   # made available, never collected: expires next advance
     PAID = "paid"
 
 
@@ -99,6 +109,9 @@ class HeldTransfer:
     reason: str | None = None
     service_point: str | None = None
     value_date: str | None = None
+    # cash: the point we were told to pay at, and the code to check at the counter
+    instructed_point: str | None = None
+    withdrawal_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +126,12 @@ class PaidLine:
 class PartnerBook:
     """The partner's in-memory ledger. Every public method takes the lock."""
 
-    def __init__(self, partner_code: str, seed: int, faults: Faults) -> None:
+    def __init__(self, partner_code: str, seed: int, faults: Faults,
+                 two_step: bool = True) -> None:
         self.partner_code = partner_code
+        # Cash partners make funds available, then the beneficiary collects;
+        # a wallet credit is final at once (no `available` step).
+        self.two_step = two_step
         self._lock = threading.Lock()
         self._faults = faults
         master = random.Random(seed)
@@ -126,6 +143,7 @@ class PartnerBook:
         self._transfers: dict[str, HeldTransfer] = {}
         self._to_advance: set[str] = set()     # received, or available and to be paid
         self._pending: deque[dict[str, Any]] = deque()
+        self._reject_next: deque[str] = deque()
         self._duplicate_sends = 0
         self._conflicting_duplicates = 0
         self._callbacks_delivered = 0
@@ -168,10 +186,37 @@ class PartnerBook:
                                                          item["currency"]):
                 self._conflicting_duplicates += 1
             return {"reference": reference, "status": held.status, "reason": held.reason}
-        self._transfers[reference] = HeldTransfer(reference, item["amount_centimes"],
-                                                  item["currency"])
+        held = HeldTransfer(reference, item["amount_centimes"], item["currency"],
+                            instructed_point=item.get("service_point"),
+                            withdrawal_code=item.get("withdrawal_code"))
+        self._transfers[reference] = held
+        if self._reject_next:
+            # Kept (a resend must get the same answer), but never paid.
+            code = self._reject_next.popleft()
+            held.status, held.fate = PartnerStatus.REJECTED, Fate.REJECTED
+            held.reason = f"{code} {REASON_TEXTS.get(code, 'rejected by the partner')}"
+            return {"reference": reference, "status": held.status, "reason": held.reason}
         self._to_advance.add(reference)
         return {"reference": reference, "status": PartnerStatus.RECEIVED, "reason": None}
+
+    def reject_next(self, reason_code: str, count: int = 1) -> None:
+        """The next `count` new transfers are rejected at receipt with `reason_code`."""
+        if not REASON_CODE_PATTERN.fullmatch(reason_code):
+            raise FaultError("reason_code must be 4 upper-case letters or digits, e.g. AC01")
+        with self._lock:
+            self._reject_next.extend([reason_code] * count)
+
+    def transfer(self, reference: str) -> dict[str, Any] | None:
+        """What the partner holds under `reference` (one entry at most, by design)."""
+        with self._lock:
+            held = self._transfers.get(reference)
+            if held is None:
+                return None
+            return {"reference": held.reference, "status": held.status.value,
+                    "amount_centimes": held.amount_centimes, "currency": held.currency,
+                    "reason": held.reason, "service_point": held.service_point,
+                    "instructed_point": held.instructed_point,
+                    "withdrawal_code": held.withdrawal_code}
 
     def statuses(self, references: Sequence[str]) -> dict[str, PartnerStatus]:
         with self._lock:
@@ -208,19 +253,64 @@ class PartnerBook:
             return queued
 
     def _advance_one(self, held: HeldTransfer, now: datetime) -> list[dict[str, Any]]:
-        if held.status == PartnerStatus.AVAILABLE:          # fate was PAID
+        if held.status == PartnerStatus.AVAILABLE:
+            if held.fate is Fate.UNCOLLECTED:               # the collection window closed
+                held.status = PartnerStatus.EXPIRED
+                return [self._event(held, now)]
             return [self._pay(held, now)]
         held.fate = self._draw_fate()
         if held.fate is Fate.REJECTED:
             held.status = PartnerStatus.REJECTED
             held.reason = self._fate_rng.choice(REJECT_REASONS)
             return [self._event(held, now)]
+        if held.fate is Fate.PAID and not self.two_step:
+            return [self._pay(held, now)]
         held.status = PartnerStatus.AVAILABLE
         events = [self._event(held, now)]
         if held.fate is Fate.PAID:
             events.append(self._pay(held, now + COLLECTION_DELAY))
             if self._faults.out_of_order_callbacks:
                 events.reverse()
+        return events
+
+    def force(self, target: PartnerStatus, references: Sequence[str] | None,
+              now: datetime) -> Counter[str]:
+        """Directed time: move the given (default: every open) transfers to
+        `target` through the partner's usual steps, queueing the confirmations.
+        Transfers that cannot get there (paid, rejected...) are left alone."""
+        if target not in FORCE_TARGETS:
+            raise FaultError(f"cannot advance to {target}: one of "
+                             f"{', '.join(sorted(t.value for t in FORCE_TARGETS))}")
+        with self._lock:
+            chosen = sorted(self._to_advance if references is None else references)
+            queued: Counter[str] = Counter()
+            for reference in chosen:
+                held = self._transfers.get(reference)
+                if held is None:
+                    continue
+                for event in self._force_one(held, target, now):
+                    self._pending.append(event)
+                    queued[event["status"]] += 1
+            self._to_advance = {ref for ref in self._to_advance
+                                if _still_open(self._transfers[ref])}
+            return queued
+
+    def _force_one(self, held: HeldTransfer, target: PartnerStatus,
+                   now: datetime) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        if held.status == PartnerStatus.RECEIVED and (self.two_step
+                                                      or target != PartnerStatus.PAID):
+            held.status, held.fate = PartnerStatus.AVAILABLE, Fate.PAID
+            events.append(self._event(held, now))
+        if held.status == PartnerStatus.RECEIVED and target == PartnerStatus.PAID:
+            events.append(self._pay(held, now))
+        elif held.status == PartnerStatus.AVAILABLE and target == PartnerStatus.PAID:
+            events.append(self._pay(held, now + COLLECTION_DELAY))
+        elif held.status == PartnerStatus.AVAILABLE and target == PartnerStatus.EXPIRED:
+            held.status, held.fate = PartnerStatus.EXPIRED, Fate.UNCOLLECTED
+            events.append(self._event(held, now + COLLECTION_DELAY))
+        if self._faults.out_of_order_callbacks:
+            events.reverse()
         return events
 
     def _draw_fate(self) -> Fate:
@@ -233,7 +323,8 @@ class PartnerBook:
 
     def _pay(self, held: HeldTransfer, at: datetime) -> dict[str, Any]:
         held.status = PartnerStatus.PAID
-        held.service_point = f"SP-{self._fate_rng.randint(1, SERVICE_POINT_COUNT):04d}"
+        random_point = f"SP-{self._fate_rng.randint(1, SERVICE_POINT_COUNT):04d}"
+        held.service_point = held.instructed_point or random_point
         held.value_date = at.date().isoformat()
         return self._event(held, at)
 
@@ -297,8 +388,7 @@ class PartnerBook:
 
 
 def _still_open(held: HeldTransfer) -> bool:
-    return (held.status == PartnerStatus.RECEIVED
-            or held.status == PartnerStatus.AVAILABLE and held.fate is Fate.PAID)
+    return held.status in (PartnerStatus.RECEIVED, PartnerStatus.AVAILABLE)
 
 
 def _problem(item: Any) -> str | None:

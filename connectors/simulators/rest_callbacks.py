@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from typing import Any
+from typing import Any, Callable, Sequence
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -20,13 +21,52 @@ CALLBACK_TIMEOUT_SECONDS = 10.0
 ERROR_TEXT_MAX_CHARS = 200
 
 
-class CallbackSender:
-    """Posts pending confirmations; one delivery runs at a time to keep order."""
+class KeyRing:
+    """The partner's active HMAC keys: it signs with the first and accepts any
+    (two during a rotation). Replaced at runtime through /_sim/keys."""
 
-    def __init__(self, book: PartnerBook, url: str, key: bytes, batch_size: int) -> None:
+    def __init__(self, keys: Sequence[bytes]) -> None:
+        self._lock = threading.Lock()
+        self.replace(keys)
+
+    def replace(self, keys: Sequence[bytes]) -> None:
+        if not keys or not all(keys):
+            raise ValueError("at least one non-empty key is needed")
+        with self._lock:
+            self._keys = tuple(keys)
+
+    @property
+    def signing_key(self) -> bytes:
+        with self._lock:
+            return self._keys[0]
+
+    @property
+    def active(self) -> tuple[bytes, ...]:
+        with self._lock:
+            return self._keys
+
+
+def parse_keys(text: str) -> list[bytes]:
+    """`new,old` as in PARTNER_<CODE>_HMAC_KEYS."""
+    return [k.strip().encode("utf-8") for k in text.split(",") if k.strip()]
+
+
+def json_list(batch: list[dict[str, Any]]) -> bytes:
+    return json.dumps(batch, separators=(",", ":")).encode()
+
+
+class CallbackSender:
+    """Posts pending confirmations; one delivery runs at a time to keep order.
+
+    `render` turns a batch of the book's events into the protocol's body."""
+
+    def __init__(self, book: PartnerBook, url: str, keys: KeyRing, batch_size: int,
+                 render: Callable[[list[dict[str, Any]]], bytes] = json_list) -> None:
         self._book = book
         self._url = url
-        self._key = key
+        self._target = signing.request_target(urlsplit(url).path or "/", urlsplit(url).query)
+        self._keys = keys
+        self._render = render
         self._batch_size = batch_size
         # Not the book's lock: our service may query the partner while it
         # handles a callback, and must not wait for the callback to finish.
@@ -62,8 +102,11 @@ class CallbackSender:
 
     def _post(self, batch: list[dict[str, Any]]) -> str | None:
         """None when the receiver acknowledged `batch`, else why it did not."""
-        body = json.dumps(batch, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", **signing.sign(self._key, body)}
+        body = self._render(batch)
+        # Each delivery is signed afresh: a new nonce, so a retry is no replay.
+        headers = {"Content-Type": "application/json",
+                   **signing.sign(self._keys.signing_key, body, method="POST",
+                                  target=self._target)}
         try:
             response = self._client.post(self._url, content=body, headers=headers)
         except httpx.TransportError as exc:

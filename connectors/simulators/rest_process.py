@@ -39,9 +39,12 @@ class RestSimulatorProcess:
 
     @classmethod
     def start(cls, partner_code: str, callback_url: str, key_text: str, *extra_args: str,
-              log_path: Path, ready_timeout_seconds: float = 15.0) -> RestSimulatorProcess:
-        """Start on a free loopback port; the simulator's stderr goes to `log_path`."""
-        command = [sys.executable, "-m", "connectors.simulators.rest", "--port", "0",
+              log_path: Path, ready_timeout_seconds: float = 15.0,
+              module: str = "connectors.simulators.rest") -> RestSimulatorProcess:
+        """Start on a free loopback port; the simulator's stderr goes to `log_path`.
+        `module` picks the protocol (the wallet simulator takes the same flags);
+        `key_text` may hold `new,old` during a rotation."""
+        command = [sys.executable, "-m", module, "--port", "0",
                    "--partner", partner_code, "--callback-url", callback_url, *extra_args]
         env = {**os.environ, key_env_name(partner_code): key_text}
         with log_path.open("wb") as log:          # the child keeps its own descriptor
@@ -72,8 +75,27 @@ class RestSimulatorProcess:
     def faults(self, **changes: Any) -> dict[str, Any]:
         return self.control("POST", "/_sim/faults", changes)
 
-    def advance(self) -> dict[str, Any]:
-        return self.control("POST", "/_sim/advance", {})
+    def advance(self, to: str | None = None,
+                references: list[str] | None = None) -> dict[str, Any]:
+        payload: dict[str, Any] = {} if to is None else {"to": to}
+        if references is not None:
+            payload["references"] = references
+        return self.control("POST", "/_sim/advance", payload)
+
+    def reject_next(self, reason_code: str, count: int = 1) -> dict[str, Any]:
+        return self.control("POST", "/_sim/reject-next",
+                            {"reason_code": reason_code, "count": count})
+
+    def set_keys(self, *keys: str) -> dict[str, Any]:
+        return self.control("POST", "/_sim/keys", {"keys": list(keys)})
+
+    def held(self, reference: str) -> dict[str, Any] | None:
+        """What the partner holds under `reference`, None when nothing."""
+        response = self._control.get(f"{self.url}/_sim/transfers/{reference}")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return response.json()
 
     def state(self) -> dict[str, Any]:
         return self.control("GET", "/_sim/state")

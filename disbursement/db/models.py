@@ -2,9 +2,9 @@
 money, a partial unique index for "one live attempt per instruction"."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
-from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey,
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Date, DateTime, ForeignKey,
                         Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint,
                         text)
 from sqlalchemy.dialects.postgresql import JSONB
@@ -139,6 +139,8 @@ class Household(Base):
     flat_rate: Mapped[bool] = mapped_column(Boolean)
     channel: Mapped[str] = mapped_column(String(8))
     partner_code: Mapped[str | None] = mapped_column(String(16))
+    # Bank Al-Maghrib wallet tier (1-3) when the registry gives it (issue 3).
+    wallet_tier: Mapped[int | None] = mapped_column(Integer)
     suspended: Mapped[bool] = mapped_column(Boolean, default=False)
     import_id: Mapped[int] = mapped_column(ForeignKey("registry_imports.id"))
     updated_at: Mapped[datetime] = _ts()
@@ -173,6 +175,8 @@ class PaymentInstruction(Base):
     lines: Mapped[list] = mapped_column(JSONType)
     partner_code: Mapped[str | None] = mapped_column(String(16))
     route_reason: Mapped[str] = mapped_column(String(200))
+    # Every step of the routing decision (issue 3, routing explain).
+    route_explanation_id: Mapped[int | None] = mapped_column(ForeignKey("route_explanations.id"))
     created_at: Mapped[datetime] = _ts()
     __table_args__ = (
         UniqueConstraint("program", "period", "household_pk"),
@@ -191,6 +195,9 @@ class Batch(Base):
     total_centimes: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     approvals_required: Mapped[int] = mapped_column(Integer)
+    # Sum of its transfers' partner fees (issue 3, routing).
+    fee_total_centimes: Mapped[int] = mapped_column(BigInteger, default=0,
+                                                    server_default=text("0"))
     created_by: Mapped[str] = mapped_column(String(64))
     submitted_by: Mapped[str | None] = mapped_column(String(64))
     released_by: Mapped[str | None] = mapped_column(String(64))
@@ -229,6 +236,8 @@ class Transfer(Base):
     chunk_no: Mapped[int] = mapped_column(Integer, default=0)
     status_reason: Mapped[str | None] = mapped_column(String(200))
     service_point: Mapped[str | None] = mapped_column(String(32))
+    # Cash: the first day the beneficiary may collect at the service point.
+    pickup_from: Mapped[date | None] = mapped_column(Date)
     recon_outcome: Mapped[str | None] = mapped_column(String(48))
     updated_at: Mapped[datetime] = _ts()
     __table_args__ = (
@@ -274,6 +283,8 @@ class OutboxItem(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | dead
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Earliest time the sweeper re-enqueues it (backoff, open breaker) (issue 3).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _ts()
     updated_at: Mapped[datetime] = _ts()
     __table_args__ = (UniqueConstraint("kind", "batch_id", "chunk_no"),

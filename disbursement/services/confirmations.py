@@ -1,4 +1,6 @@
-"""Partner confirmations: `sent -> available -> paid` (or `rejected`).
+"""Partner confirmations: `sent -> available -> paid` (or `rejected`), and
+`expired` (not collected in time) and `cancelled` (the partner confirms a
+cancellation we asked for; the release is then reversed in the ledger).
 
 A request is all or nothing on its references: one unknown reference, or one
 belonging to another partner, refuses the whole request and changes nothing.
@@ -24,7 +26,9 @@ from disbursement.services import ledger, transitions
 from disbursement.services.context import Services
 
 LOOKUP_CHUNK = 5_000
-TARGETS_IN_ORDER = (S.AVAILABLE, S.PAID, S.REJECTED)
+# Paid before expired: when both arrive together the money reached the
+# beneficiary, and `expired` is then stale.
+TARGETS_IN_ORDER = (S.AVAILABLE, S.PAID, S.EXPIRED, S.REJECTED, S.CANCELLED)
 
 
 class ConfirmationSchema(Schema):
@@ -175,4 +179,11 @@ def _apply_group(session: Session, partner_code: str, target: S, group, transfer
             extras)
     if target == S.PAID:
         ledger.post_payments(session, moved, f"{len(moved)} payment(s) confirmed by {partner_code}")
+        metrics.SERVICE_POINT_COLLECTIONS.labels(partner=partner_code).inc(
+            sum(1 for extra in extras if extra["sp"]))
+    if target == S.CANCELLED:
+        from disbursement.services.cancellation import post_cancellations
+
+        post_cancellations(session, moved, f"{len(moved)} cancellation(s) confirmed by "
+                                           f"{partner_code}")
     return moved

@@ -27,5 +27,11 @@ def create_app(settings: settings_module.Settings | None = None,
 
     for module in (session, registry, cycles, batches, confirmations, transfers, health, console):
         app.register_blueprint(module.bp)
+    from disbursement.web.api import service_points
+
+    app.register_blueprint(service_points.bp)
+    from disbursement.web import observability
+
+    observability.register(app)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from connectors.base import BadInboundMessage
 from connectors.signing import SignatureError
 from disbursement.domain.entitlement import NoRulesForYear
 from disbursement.services.batches import (BatchNotFound, BatchStateConflict, MissingReason,
@@ -33,6 +34,7 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int, str]] = [
     (UnknownProgram, 404, "unknown_program"),
     (BatchStateConflict, 409, "state_conflict"),
     (BadConfirmation, 422, "invalid_confirmation"),
+    (BadInboundMessage, 422, "invalid_confirmation"),
     (StatementError, 422, "invalid_statement"),
     (BadPeriod, 422, "invalid_period"),
     (NoRulesForYear, 422, "no_rules_for_year"),

@@ -52,7 +52,7 @@ class CallbackReceiver:
     def _handle(self, request: Request) -> Response:
         body = request.get_data()
         try:
-            verify([KEY], request.headers, body)
+            verify([KEY], request.headers, body, method=request.method, target=request.path)
         except SignatureError as exc:
             with self._lock:
                 self.refusals.append(str(exc))

@@ -63,8 +63,10 @@ def client(svc):
 def post(client, payload=None, *, partner: str = "BARID", raw: bytes | None = None,
          key: str | None = None, now: float | None = None, headers: dict | None = None):
     body = raw if raw is not None else json.dumps(payload).encode()
-    signed = signing.sign((key or PARTNER_KEYS[partner]).encode(), body, now)
-    return client.post(f"/api/v1/partners/{partner}/confirmations", data=body,
+    path = f"/api/v1/partners/{partner}/confirmations"
+    signed = signing.sign((key or PARTNER_KEYS[partner]).encode(), body, method="POST",
+                          target=path, now=now)
+    return client.post(path, data=body,
                        headers={"Content-Type": "application/json",
                                 **(signed if headers is None else headers)})
 
@@ -176,7 +178,7 @@ def test_a_bad_signature_is_refused_before_the_body_is_read(svc, client, sent):
         # Not JSON, and still a 401: nothing is parsed before the signature holds.
         (dict(raw=b"{not json", key="not-the-key"), "signature does not match"),
         (dict(raw=good, headers={}),
-         "missing X-Disburse-Timestamp or X-Disburse-Signature header"),
+         "missing X-Disburse-Timestamp, X-Disburse-Nonce or X-Disburse-Signature header"),
         (dict(raw=good, now=time.time() - signing.MAX_CLOCK_SKEW_SECONDS - 60),
          "timestamp outside the 300s window"),
     ]
@@ -185,7 +187,8 @@ def test_a_bad_signature_is_refused_before_the_body_is_read(svc, client, sent):
         assert refused.status_code == 401, message
         assert refused.get_json() == _error("bad_signature", message)
     # A body changed after signing.
-    headers = signing.sign(PARTNER_KEYS["BARID"].encode(), good)
+    headers = signing.sign(PARTNER_KEYS["BARID"].encode(), good, method="POST",
+                           target="/api/v1/partners/BARID/confirmations")
     tampered = good.replace(b'"paid"', b'"available"')
     refused = post(client, raw=tampered, headers=headers)
     assert refused.get_json() == _error("bad_signature", "signature does not match")
@@ -231,7 +234,7 @@ def test_malformed_bodies_are_refused_with_details(svc, client, sent):
                           {"status": "paid"}])
     assert wrong.status_code == 422
     assert wrong.get_json() == _error("invalid_confirmation", "invalid confirmation", {
-        "1": {"status": ["Must be one of: available, paid, rejected."]},
+        "1": {"status": ["Must be one of: available, paid, expired, rejected, cancelled."]},
         "2": {"reference": ["Missing data for required field."]}})
 
     for payload in ([], [1, 2], "paid"):

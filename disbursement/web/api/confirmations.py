@@ -9,6 +9,7 @@ from flask import Blueprint, g, jsonify, request
 from connectors import signing
 from disbursement.domain.states import Role
 from disbursement.services import confirmations, reconcile
+from disbursement.services.nonces import DatabaseNonces
 from disbursement.web.auth import require, services
 from disbursement.web.errors import ApiError
 
@@ -20,14 +21,37 @@ def confirm(code: str):
     svc = services()
     partner = svc.partner(code)
     raw = request.get_data(cache=False)
-    signing.verify(svc.partner_keys(partner.code), request.headers, raw)
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        raise ApiError(400, "invalid_json", "body is not JSON") from None
+    payload = _verified_payload(svc, partner, raw)
     items = confirmations.parse(payload)
     report = confirmations.apply(svc, partner.code, items)
     return jsonify(report.as_dict()), 200
+
+
+def _verified_payload(svc, partner, raw: bytes):
+    """Signature and nonce first, then the body: the REST protocol's own JSON,
+    or, for another push protocol, its connector's updates in that shape."""
+    target = signing.request_target(request.path, request.query_string)
+    with svc.uow() as session:
+        nonces = DatabaseNonces(session, partner.code)
+        if partner.protocol == "rest":
+            signing.verify(svc.partner_keys(partner.code), request.headers, raw,
+                           method=request.method, target=target, nonces=nonces)
+            updates = None
+        else:
+            connector = svc.connector(partner.code)
+            try:
+                updates = connector.receive_callback(request.method, target, request.headers,
+                                                     raw, nonces)
+            finally:
+                getattr(connector, "close", lambda: None)()
+        session.commit()
+    if updates is not None:
+        return [{**u.as_confirmation(), "occurred_at":
+                 u.occurred_at.isoformat() if u.occurred_at else None} for u in updates]
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_json", "body is not JSON") from None
 
 
 @bp.post("/<code>/statements")
