@@ -36,12 +36,20 @@ def file_partner_config(tmp: Path) -> Path:
     for code in FILE_PARTNERS:
         lines.append(f"[partners.{code}]")
         for key, value in partners[code].items():
-            lines.append(f"{key} = " + (json.dumps(value)))
+            lines.append(f"{key} = {_toml_value(value)}")
         lines.append("")
     (config / "partners.toml").write_text("\n".join(lines))
     program = config / "programs" / "asd.toml"
     program.write_text(re.sub(r'"(\d\d)" = "[A-Z]+"', r'"\1" = "DAMANE"', program.read_text()))
     return config
+
+
+def _toml_value(value) -> str:
+    """Strings, numbers and lists read the same in JSON and TOML; tables (the
+    fee table) are written inline."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
 
 
 @contextmanager
