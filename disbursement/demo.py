@@ -133,6 +133,9 @@ def run_cycle(svc: Services, officers: Officers, sims: dict[str, str], household
     step("import")
     with extract.open("rb") as stream:
         imported = registry.import_households(svc, stream, extract.name, officers.maker)
+    from disbursement.demo_points import load_demo_points
+
+    load_demo_points(svc, officers.maker)  # each cash partner's service-point file
     step("plan")
     plan = planning.plan_cycle(svc, PROGRAM, period, officers.maker)
     step("approve")
@@ -217,7 +220,8 @@ def run_demo(households: int, seed: int = 7, show_progress: bool | None = None) 
     _stop_on_sigterm()
     workdir = Path(tempfile.mkdtemp(prefix="disburse-demo-"))
     scratch = settings_module.load({**os.environ, "DISBURSE_VAR_DIR": str(workdir)})
-    codes = sorted(load_partners(scratch.config_dir))
+    # The demo drives the REST partners; file partners have their own simulators.
+    codes = sorted(c for c, p in load_partners(scratch.config_dir).items() if p.protocol == "rest")
     keys = {code: secrets.token_hex(32) for code in codes}
     svc = build(_demo_settings(workdir, keys, {}))
     upgrade(svc.engine)
@@ -276,7 +280,7 @@ def serve(host: str, port: int, with_demo: bool, households: int) -> None:
                     code, int(p.base_url.rsplit(":", 1)[1]),
                     f"{api}/api/v1/partners/{code}/confirmations", keys[code], 1,
                     ["--reject-rate", "0.01", "--uncollected-rate", "0.03"]))
-                for code, p in sorted(svc.partners.items())}
+                for code, p in sorted(svc.partners.items()) if p.protocol == "rest"}
         with svc.uow() as session:
             planned = session.execute(select(func.count()).select_from(Cycle)).scalar_one()
         if not planned:

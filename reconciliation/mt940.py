@@ -12,6 +12,7 @@ movement of the account (fees, funding) and noted, not yielded.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -31,6 +32,11 @@ NO_REFERENCE = "NONREF"
 PAYMENT_MARKS = frozenset({"D"})
 RETURN_MARKS = frozenset({"C", "RD", "RC"})
 _OPTIONS = mt940.Options.all()
+_TAG = re.compile(r":([0-9]{2}[A-Z]?):", re.ASCII)
+_SUBFIELD = re.compile(r"\?[0-9]{2}", re.ASCII)
+_REASON = re.compile(r"(?<![0-9A-Z])(?:AC|AG|AM|BE|MD|MS|RC|RR|FF|DT|ED|RF)[0-9]{2}(?![0-9A-Z])", re.ASCII)
+_DATED_TAGS = frozenset({"60F", "60M", "61", "62F", "62M", "64", "65"})
+_PLAIN_REFERENCE = re.compile(r"[0-9A-Za-z/.+-]{1,16}", re.ASCII)
 
 
 @dataclass
@@ -80,8 +86,7 @@ def _chunks(stream: BinaryIO) -> Iterator[tuple[_Chunk, bool]]:
                 yield chunk, True
             chunk = _Chunk(number)
         if chunk is None:
-            if stripped and not stripped.startswith(("-", "{")):
-                raise StatementError(f"line {number}: text before the first :20: field")
+            # Bank routing lines between statements ("ABNANL2A", "940"...).
             continue
         if stripped in ("-", "-}") or stripped.startswith("-}"):
             yield chunk, True
@@ -108,15 +113,20 @@ def _read_chunk(chunk: _Chunk, last: bool, summary: StatementSummary,
     except RuntimeError as exc:
         raise StatementError(f"line {_line_of(exc, lines, chunk.start_line)}: malformed field: "
                              f"{_value_of(exc)!r}") from None
-    except (ValueError, KeyError, InvalidOperation) as exc:
-        raise StatementError(f"line {chunk.start_line}: statement not readable: {exc}") from None
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError, InvalidOperation) as exc:
+        # The library's own failures on odd input, translated where they enter.
+        raise StatementError(f"line {_bad_date_line(lines) or chunk.start_line}: statement not readable: "
+                             f"{exc}") from None
     data = transactions.data
     if chunk.first:
         _statement_header(data, chunk, summary, progress)
-    tx_lines = [number for number, line in chunk.body if line.lstrip().startswith(":61:")]
+    raw = _raw_transactions(chunk.body)
+    if len(raw) != len(transactions):
+        raise StatementError(f"line {chunk.start_line}: {len(raw)} :61: lines but {len(transactions)} "
+                             f"transactions understood")
     for index, transaction in enumerate(transactions):
-        number = tx_lines[index] if index < len(tx_lines) else chunk.start_line
-        entry = _entry(transaction.data, number, summary)
+        number, details = raw[index] if index < len(raw) else (chunk.start_line, "")
+        entry = _entry(transaction.data, number, details, summary)
         if entry is not None:
             yield entry
     if last:
@@ -153,15 +163,34 @@ def _statement_header(data: dict, chunk: _Chunk, summary: StatementSummary, prog
         summary.from_date = _date(opening.date)
 
 
-def _entry(data: dict, line: int, summary: StatementSummary) -> StatementEntry | None:
+def _raw_transactions(body: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """(line of the `:61:`, raw `:86:` text with its continuation lines) per
+    transaction, read from the file's own lines: the library turns structured
+    `:86:` fields into named parts and no longer keeps the text."""
+    found: list[tuple[int, list[str]]] = []
+    in_details = False
+    for number, line in body:
+        tag = _TAG.match(line)
+        if tag:
+            in_details = tag.group(1) == "86"
+            if tag.group(1) == "61":
+                found.append((number, []))
+            elif in_details and found:
+                found[-1][1].append(line[tag.end():])
+        elif in_details and found:
+            found[-1][1].append(line)
+    return [(number, "\n".join(parts)) for number, parts in found]
+
+
+def _entry(data: dict, line: int, details: str, summary: StatementSummary) -> StatementEntry | None:
     mark = data.get("status")
     if mark not in PAYMENT_MARKS | RETURN_MARKS:
         raise StatementError(f"line {line}: debit/credit mark {mark!r} is not D, C, RD or RC")
-    centimes = abs(_centimes(data["amount"].amount, line))
+    centimes = _centimes(abs(data["amount"].amount), line)
     if centimes == 0:
         raise StatementError(f"line {line}: zero amount")
     kind = EntryKind.PAYMENT if mark in PAYMENT_MARKS else EntryKind.RETURN
-    reference = _reference(data)
+    reference = _reference(data, details)
     if reference is None:
         signed = -centimes if kind == EntryKind.PAYMENT else centimes
         summary.other_movements_centimes += signed
@@ -174,29 +203,30 @@ def _entry(data: dict, line: int, summary: StatementSummary) -> StatementEntry |
     else:
         summary.returns_centimes += centimes
     return StatementEntry(line, f"line {line}", reference, centimes, data["amount"].currency, kind,
-                          _date(data["date"]), "booked", None, _return_reason(data) if kind == EntryKind.RETURN
+                          _date(data["date"]), "booked", None, _return_reason(details) if kind == EntryKind.RETURN
                           else None)
 
 
-def _reference(data: dict) -> str | None:
+def _reference(data: dict, details: str) -> str | None:
+    """Ours from the `:61:` customer or bank reference, the `:86:` end-to-end
+    reference, or the `:86:` text; else the customer reference as the bank
+    gave it (an unknown reference for the matcher); None for NONREF lines."""
     customer = (data.get("customer_reference") or "").strip()
-    bank = (data.get("bank_reference") or "").strip()
-    for candidate in (customer, bank):
-        if candidate and is_valid_reference(candidate):
-            return candidate
-    found = find_reference(data.get("transaction_details")) or find_reference(data.get("extra_details"))
+    for candidate in (customer, data.get("bank_reference"), data.get("end_to_end_reference")):
+        if candidate and is_valid_reference(candidate.strip()):
+            return candidate.strip()
+    found = find_reference(details) or find_reference(data.get("extra_details"))
     if found:
         return found
-    return customer if customer and customer.upper() != NO_REFERENCE else None
+    if customer.upper() == NO_REFERENCE or _PLAIN_REFERENCE.fullmatch(customer) is None:
+        return None
+    return customer
 
 
-def _return_reason(data: dict) -> str | None:
+def _return_reason(details: str) -> str | None:
     """An ISO return reason (AC04, MD06...) when the narrative carries one."""
-    details = (data.get("transaction_details") or "").replace("\n", " ")
-    for word in details.replace("/", " ").split():
-        if len(word) == 4 and word[:2].isalpha() and word[2:].isdigit() and word.isupper():
-            return word
-    return None
+    match = _REASON.search(_SUBFIELD.sub(" ", details))
+    return match.group(0) if match else None
 
 
 def _centimes(amount: Decimal, line: int) -> int:
@@ -208,6 +238,22 @@ def _centimes(amount: Decimal, line: int) -> int:
 
 def _date(value: object) -> date:
     return date(value.year, value.month, value.day)  # mt940's Date is a datetime.date subclass
+
+
+def _bad_date_line(lines: list[tuple[int, str]]) -> int | None:
+    """The first line whose YYMMDD date is no date (the library only says
+    "day is out of range for month")."""
+    for number, line in lines:
+        tag = _TAG.match(line)
+        if tag is None or tag.group(1) not in _DATED_TAGS:
+            continue
+        value = line[tag.end():]
+        digits = value[:6] if tag.group(1) == "61" else value[1:7]
+        try:
+            date(2000 + int(digits[:2]), int(digits[2:4]), int(digits[4:6]))
+        except ValueError:
+            return number
+    return None
 
 
 def _value_of(exc: RuntimeError) -> str:

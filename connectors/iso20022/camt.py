@@ -157,6 +157,8 @@ def _entry(node: Node, ordinal: int, summary: StatementSummary, report: _Report)
                                  f"{part_currency} names no transfer reference; not a transfer of ours")
             continue
         kind = EntryKind.RETURN if (sign > 0 or reversal or return_code) else EntryKind.PAYMENT
+        if summary.currency is None:
+            summary.currency = part_currency     # camt.054 often names no account currency
         if booked:
             summary.entries += 1
             if kind == EntryKind.PAYMENT:

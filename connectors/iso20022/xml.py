@@ -12,6 +12,7 @@ caller did not ask for are freed as soon as they end.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -74,23 +75,31 @@ def safe_parser() -> etree.XMLParser:
                            huge_tree=False, remove_comments=True, remove_pis=True)
 
 
+@functools.lru_cache(maxsize=1024)
+def _clark(namespace: str, path: str) -> str:
+    """"Amt/InstdAmt" -> "{ns}Amt/{ns}InstdAmt", the form lxml's find takes."""
+    return "/".join(f"{{{namespace}}}{part}" for part in path.split("/"))
+
+
 class Node:
     """An element with the path that names it in errors. Accessors raise
-    `MessageError` naming the element when it is missing or malformed."""
+    `MessageError` naming the element when it is missing or malformed.
+    Locators are only built when needed (an error, or `child`): a statement
+    reads millions of fields."""
 
     __slots__ = ("element", "where", "_ns")
 
     def __init__(self, element: etree._Element, where: str, namespace: str) -> None:
         self.element, self.where, self._ns = element, where, namespace
 
-    def _path(self, path: str) -> str:
-        return "/".join(f"{{{self._ns}}}{part}" for part in path.split("/"))
-
     def _at(self, path: str) -> str:
         return f"{self.where}/{path}" if self.where else path
 
+    def _find(self, path: str) -> etree._Element | None:
+        return self.element.find(_clark(self._ns, path))
+
     def child(self, path: str) -> Node | None:
-        found = self.element.find(self._path(path))
+        found = self._find(path)
         return None if found is None else Node(found, self._at(path), self._ns)
 
     def require(self, path: str) -> Node:
@@ -100,39 +109,55 @@ class Node:
         return found
 
     def children(self, path: str) -> Iterator[Node]:
-        for index, found in enumerate(self.element.iterfind(self._path(path)), start=1):
-            yield Node(found, f"{self._at(path)}[{index}]", self._ns)
+        where = self._at(path)
+        for index, found in enumerate(self.element.iterfind(_clark(self._ns, path)), start=1):
+            yield Node(found, f"{where}[{index}]", self._ns)
 
     def text(self, path: str | None = None, *, required: bool = True) -> str | None:
-        node = self if path is None else (self.require(path) if required else self.child(path))
-        if node is None:
+        element = self.element if path is None else self._find(path)
+        if element is None:
+            if required:
+                raise MessageError(f"{self._at(path or '')}: missing")
             return None
-        if len(node.element):
+        if len(element):
             # An entity reference left unexpanded shows up as a child node.
-            raise MessageError(f"{node.where}: expected text, found markup or an entity reference")
-        value = (node.element.text or "").strip()
+            raise MessageError(f"{self._at(path) if path else self.where}: expected text, "
+                               f"found markup or an entity reference")
+        value = (element.text or "").strip()
         if not value and required:
-            raise MessageError(f"{node.where}: empty")
+            raise MessageError(f"{self._at(path) if path else self.where}: empty")
         return value or None
 
     def amount(self, path: str) -> tuple[int, str]:
         """(centimes, currency) of an amount element with a `Ccy` attribute."""
-        node = self.require(path)
-        centimes = parse_centimes(node.text() or "", node.where)
-        currency = node.element.get("Ccy")
-        if currency is None:
-            raise MessageError(f"{node.where}/@Ccy: missing")
-        if _CURRENCY.fullmatch(currency) is None:
-            raise MessageError(f"{node.where}/@Ccy: {quote(currency)} is not an ISO 4217 currency code")
+        element = self._find(path)
+        if element is None:
+            raise MessageError(f"{self._at(path)}: missing")
+        text = (element.text or "").strip()
+        match = _AMOUNT.fullmatch(text)
+        decimals = match.group(2) if match else None
+        if match is None or len(element) or (decimals and len(decimals) > MAD_DECIMALS):
+            centimes = parse_centimes(text, self._at(path))   # raises, naming the element
+        else:
+            centimes = int(match.group(1)) * CENTIMES_PER_UNIT + int((decimals or "").ljust(MAD_DECIMALS, "0"))
+        currency = element.get("Ccy")
+        if currency is None or _CURRENCY.fullmatch(currency) is None:
+            problem = "missing" if currency is None else f"{quote(currency)} is not an ISO 4217 currency code"
+            raise MessageError(f"{self._at(path)}/@Ccy: {problem}")
         return centimes, currency
 
     def date(self, path: str, *, required: bool = True) -> date | None:
         """A date from `path`, which holds either `Dt` or `DtTm` (or is an ISODate itself)."""
-        node = self.require(path) if required else self.child(path)
-        if node is None:
+        element = self._find(path)
+        if element is None:
+            if required:
+                raise MessageError(f"{self._at(path)}: missing")
             return None
-        inner = node.child("Dt") or node.child("DtTm")
-        return parse_date((inner or node).text() or "", (inner or node).where)
+        for inner_path in ("Dt", "DtTm"):
+            inner = element.find(_clark(self._ns, inner_path))
+            if inner is not None:
+                return parse_date((inner.text or "").strip(), f"{self._at(path)}/{inner_path}")
+        return parse_date((element.text or "").strip(), self._at(path))
 
 
 def parse_centimes(text: str, where: str) -> int:
@@ -175,71 +200,80 @@ def walk(stream: IO[bytes], message: MessageType, *, units: frozenset[str],
          containers: frozenset[str] = frozenset()) -> Iterator[Event]:
     """Stream `message` from `stream`. Yields the start and end of each
     container path and the end of each unit path (with its whole, small
-    subtree); everything else is skipped. After each `end` the element is
-    freed, so memory holds one unit plus the containers' open tags.
+    subtree); everything else is skipped. After each `end` the element and
+    its earlier siblings are freed, so memory holds about one unit plus the
+    containers' open tags.
+
+    The parser reports only elements named like a unit or container (the C
+    parser skips the rest without a Python call per element: a million-entry
+    statement is read several times faster).
 
     Raises `MessageError` when the file is not well-formed, carries a DOCTYPE,
     or is another message type or version than `message`."""
-    names: list[str] = []          # local names of open elements below the message root
-    locators: list[str] = []
-    counts: list[dict[str, int]] = [{}]
-    depth = 0                      # 0 outside Document, 1 Document, 2 message root, ...
-    unit_depth = 0                 # > 0 while inside a unit: nothing to yield there
     ns = message.namespace
-    events = _safe_iterparse(stream, events=("start", "end"))
+    prefix = f"{{{ns}}}"
+    names = sorted({path.rsplit("/", 1)[-1] for path in units | containers})
+    tags = ["{*}Document", "{*}" + message.root, *(prefix + name for name in names)]
+    open_containers: dict[str, tuple[str, dict[str, int]]] = {"": ("", {})}  # path -> (locator, child counts)
+    unit_locator = ""
+    seen_root = False
+    events = _safe_iterparse(stream, events=("start", "end"), tag=tags)
     try:
         for action, element in events:
-            if action == "start":
-                depth += 1
-                if depth <= 2:
-                    _check_top(element, depth, message)
-                    continue
-                if unit_depth:
-                    unit_depth += 1
-                    continue
-                name = _local(element.tag, ns)
-                index = counts[-1][name] = counts[-1].get(name, 0) + 1
-                names.append(name)
-                locators.append(f"{name}[{index}]")
-                counts.append({})
-                path = "/".join(names)
-                if path in units:
-                    unit_depth = 1
-                elif path in containers:
-                    yield Event("start", path, Node(element, "/".join(locators), ns))
-                continue
-            depth -= 1
-            if depth < 2:
-                continue
-            if unit_depth > 1:
-                unit_depth -= 1
-                continue
-            path = "/".join(names)
-            if unit_depth or path in containers:
-                yield Event("end", path, Node(element, "/".join(locators), ns))
-            unit_depth = 0
-            names.pop()
-            locators.pop()
-            counts.pop()
-            # Free what has been read: the element itself and, through the
-            # parent, the empty shells of its earlier siblings.
-            element.clear()
             parent = element.getparent()
-            if parent is not None:
-                while element.getprevious() is not None:
-                    del parent[0]
+            if parent is None or parent.getparent() is None:
+                if action == "start":
+                    _check_top(element, 1 if parent is None else 2, message)
+                    seen_root = seen_root or parent is not None
+                continue
+            path = _path(element, prefix)
+            if path in units:
+                if action == "start":
+                    unit_locator = _locate(open_containers, path)
+                    continue
+                yield Event("end", path, Node(element, unit_locator, ns))
+            elif path in containers:
+                if action == "start":
+                    locator = _locate(open_containers, path)
+                    open_containers[path] = (locator, {})
+                    yield Event("start", path, Node(element, locator, ns))
+                    continue
+                yield Event("end", path, Node(element, open_containers.pop(path)[0], ns))
+            else:
+                continue
+            # Free what has been read: the element itself and the siblings
+            # before it (read units or elements nobody asked for).
+            element.clear()
+            while element.getprevious() is not None:
+                del parent[0]
     except etree.XMLSyntaxError as exc:
         line = exc.position[0] if exc.position else "?"
         raise MessageError(f"line {line}: not well-formed or truncated XML: {exc.msg}") from None
-    if depth != 0:
-        raise MessageError("truncated XML: the document does not close")
+    if not seen_root:
+        # Nothing was reported: the document element or its child is not what
+        # `message` expects. Say which.
+        root = events.root
+        _check_top(root, 1, message)
+        first = etree.QName(root[0].tag).localname if len(root) else "(nothing)"
+        raise MessageError(f"Document/{first}: expected {message.root} for {message.name}")
 
 
-def _local(tag: object, namespace: str) -> str:
-    if not isinstance(tag, str):
-        return "?"
-    qname = etree.QName(tag)
-    return qname.localname if qname.namespace == namespace else tag
+def _path(element: etree._Element, prefix: str) -> str:
+    """Local names from below the message root down to `element`."""
+    names = []
+    while element.getparent().getparent() is not None:
+        tag = element.tag
+        names.append(tag[len(prefix):] if tag.startswith(prefix) else tag)
+        element = element.getparent()
+    return "/".join(reversed(names))
+
+
+def _locate(open_containers: dict[str, tuple[str, dict[str, int]]], path: str) -> str:
+    """The indexed locator of the next element at `path` ("Stmt[1]/Ntry[3]")."""
+    parent_path, _, name = path.rpartition("/")
+    parent_locator, counts = open_containers.get(parent_path) or (parent_path, {})
+    counts[name] = index = counts.get(name, 0) + 1
+    return f"{parent_locator}/{name}[{index}]" if parent_locator else f"{name}[{index}]"
 
 
 def _check_top(element: etree._Element, depth: int, message: MessageType) -> None:

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterable, Mapping
 
 from sqlalchemy import case, func, literal_column, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from disbursement.db.models import Batch, OutboxItem, ReconItem, Transfer, TransferEvent, as_utc, utcnow
+from disbursement.db.models import Batch, OutboxItem, Transfer, TransferEvent, as_utc, utcnow
 from disbursement.domain.money import format_units
 from disbursement.domain.states import TransferStatus as S
 from disbursement.services import partner_health
@@ -41,7 +41,7 @@ def snapshot(session: Session, now: datetime | None = None, *, partners: Iterabl
         "window_hours": WINDOW_HOURS,
         "transfers_by_state": _totals_by_state(by_state),
         "transfers_by_state_hourly": _hourly(session, since, postgres),
-        "paid_by_partner": _paid_by_partner(session),
+        "paid_by_partner": paid_by_partner(session),
         "confirmation_latency": confirmation_latency(session, since, postgres),
         "errors": _errors(session, since, known),
         "breakers": [{"partner": p, "state": breakers.get(p, "closed")} for p in known],
@@ -119,7 +119,7 @@ def _hourly(session: Session, since: datetime, postgres: bool) -> list[dict]:
             for h, state, count in rows]
 
 
-def _paid_by_partner(session: Session) -> list[dict]:
+def paid_by_partner(session: Session) -> list[dict]:
     rows = session.execute(select(Transfer.partner_code, Transfer.currency, func.count(),
                                   func.sum(Transfer.amount_centimes))
                            .where(Transfer.status == S.PAID.value)
@@ -130,25 +130,33 @@ def _paid_by_partner(session: Session) -> list[dict]:
 
 
 def _latency_rows(session: Session, since: datetime, postgres: bool):
-    """Per transfer confirmed in the window: seconds from its (last) `sent`
-    event to its first `available` or `paid` event."""
-    sent = (select(TransferEvent.transfer_id, func.max(TransferEvent.at).label("sent_at"))
-            .where(TransferEvent.to_status == S.SENT.value)
-            .group_by(TransferEvent.transfer_id).subquery("sent"))
+    """Per transfer first confirmed in the window: seconds from its last `sent`
+    event to its first `available` or `paid` event. Reads only the window's
+    confirmation events, then looks each transfer's earlier events up by
+    transfer id (indexed), so the cost follows the window, not the history."""
     first = (select(TransferEvent.transfer_id, func.min(TransferEvent.at).label("confirmed_at"))
-             .where(TransferEvent.to_status.in_(CONFIRMED))
-             .group_by(TransferEvent.transfer_id)
-             .having(func.min(TransferEvent.at) >= since).subquery("first"))
+             .where(TransferEvent.to_status.in_(CONFIRMED), TransferEvent.at >= since)
+             .group_by(TransferEvent.transfer_id).subquery("first"))
+    earlier = aliased(TransferEvent)
+    confirmed_before = (select(earlier.id).where(earlier.transfer_id == first.c.transfer_id,
+                                                 earlier.to_status.in_(CONFIRMED),
+                                                 earlier.at < since).exists())
+    sent = aliased(TransferEvent)
+    sent_at = (select(func.max(sent.at)).where(sent.transfer_id == first.c.transfer_id,
+                                               sent.to_status == S.SENT.value,
+                                               sent.at <= first.c.confirmed_at)
+               .scalar_subquery())
     if postgres:
-        seconds = func.extract("epoch", first.c.confirmed_at - sent.c.sent_at)
+        seconds = func.extract("epoch", first.c.confirmed_at - sent_at)
     else:
-        seconds = (func.julianday(first.c.confirmed_at) - func.julianday(sent.c.sent_at)) * 86400.0
-    return (select(Transfer.partner_code.label("partner"), seconds.label("seconds"))
+        seconds = (func.julianday(first.c.confirmed_at) - func.julianday(sent_at)) * 86400.0
+    rows = (select(Transfer.partner_code.label("partner"), seconds.label("seconds"))
             .select_from(first)
-            .join(sent, sent.c.transfer_id == first.c.transfer_id)
             .join(Transfer, Transfer.id == first.c.transfer_id)
-            .where(sent.c.sent_at <= first.c.confirmed_at)
-            .subquery("latency"))
+            .where(~confirmed_before).subquery("timed"))
+    # Transfers confirmed without ever being sent (resolved from `unknown`) have no latency.
+    return select(rows.c.partner, rows.c.seconds).where(rows.c.seconds.is_not(None)).subquery(
+        "latency")
 
 
 def confirmation_latency(session: Session, since: datetime, postgres: bool) -> list[dict]:
@@ -225,16 +233,32 @@ def _errors(session: Session, since: datetime, partners: list[str]) -> list[dict
     return [out[p] for p in sorted(out)]
 
 
+def outbox_depths(session: Session) -> dict[str, int]:
+    """Outbox items waiting (pending) or given up (dead), by status."""
+    return dict(session.execute(select(OutboxItem.status, func.count())
+                                .where(OutboxItem.status.in_(["pending", "dead"]))
+                                .group_by(OutboxItem.status)).all())
+
+
 def _outbox(session: Session) -> dict[str, int]:
-    counts = dict(session.execute(select(OutboxItem.status, func.count())
-                                  .where(OutboxItem.status.in_(["pending", "dead"]))
-                                  .group_by(OutboxItem.status)).all())
+    counts = outbox_depths(session)
     return {"outbox_pending": counts.get("pending", 0), "outbox_dead": counts.get("dead", 0)}
 
 
+def oldest_in_flight(session: Session, states: Iterable[str]) -> dict[str, datetime]:
+    """State -> when the transfer longest in that state entered it (its last update)."""
+    rows = session.execute(select(Transfer.status, func.min(Transfer.updated_at))
+                           .where(Transfer.status.in_(list(states)))
+                           .group_by(Transfer.status)).all()
+    return {state: as_utc(at) for state, at in rows}
+
+
 def exceptions_by_type(session: Session) -> dict[str, int]:
-    """Reconciliation exceptions by outcome: every recon item not matched."""
-    return dict(session.execute(select(ReconItem.outcome, func.count())
-                                .where(ReconItem.outcome != "matched")
-                                .group_by(ReconItem.outcome)
-                                .order_by(ReconItem.outcome)).all())
+    """Reconciliation exceptions by type still waiting for an officer (the
+    queue of issue 4: expected, open or re-issue requested)."""
+    from disbursement.db.models_ledger import ReconException
+
+    return dict(session.execute(select(ReconException.type, func.count())
+                                .where(ReconException.status != "resolved")
+                                .group_by(ReconException.type)
+                                .order_by(ReconException.type)).all())

@@ -19,7 +19,7 @@ from connectors.base import (AmbiguousOutcome, Connector, OutboundTransfer, Part
 from disbursement import metrics
 from disbursement.db.models import Household, OutboxItem, PaymentInstruction, Transfer, utcnow
 from disbursement.domain.states import TransferStatus as S
-from disbursement.services import ledger, transitions
+from disbursement.services import ledger, notify, transitions
 from disbursement.services.context import Services
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def dispatch_chunk(svc: Services, outbox_id: int) -> DispatchOutcome:
     outcome = DispatchOutcome(outbox_id)
     with svc.uow() as session:
         item = session.get(OutboxItem, outbox_id)
-        if item is None or item.status != "pending":
+        if item is None or item.status != "pending" or item.kind == notify.NOTIFY_KIND:
             outcome.skipped = True
             return outcome
         batch_id, chunk_no = item.batch_id, item.chunk_no
@@ -73,6 +73,8 @@ def dispatch_chunk(svc: Services, outbox_id: int) -> DispatchOutcome:
         attempts = _record_failure(svc, outbox_id, error)
         if isinstance(exc, TerminalError) or attempts >= DEAD_AFTER_ATTEMPTS:
             _finish(svc, outbox_id, "dead", error)
+        else:
+            metrics.DISPATCH_RETRIES.labels(partner=partner).inc()
         raise
     finally:
         getattr(connector, "close", lambda: None)()
@@ -83,6 +85,7 @@ def dispatch_chunk(svc: Services, outbox_id: int) -> DispatchOutcome:
 def _pending_rows(session: Session, batch_id: int, chunk_no: int):
     stmt = (select(Transfer.id, Transfer.reference, Transfer.status, Transfer.partner_code,
                    Transfer.amount_centimes, Transfer.currency, Transfer.channel,
+                   Transfer.service_point, Transfer.batch_id, Transfer.chunk_no,
                    Household.head_name, Household.region_code, Household.pii)
             .join(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)
             .join(Household, Household.id == PaymentInstruction.household_pk)
@@ -120,7 +123,7 @@ def _send(svc: Services, connector: Connector, rows, outcome: DispatchOutcome) -
             reference=row.reference, amount_centimes=row.amount_centimes, currency=row.currency,
             channel=row.channel, beneficiary_name=row.head_name, national_id=pii["cin"],
             phone=pii.get("wallet_phone") or pii.get("phone"), account=pii.get("account"),
-            region_code=row.region_code))
+            region_code=row.region_code, **notify.outbound_extras(svc, row)))
     ids = {row.reference: row.id for row in rows}
     try:
         results = connector.send(payload)
@@ -134,13 +137,16 @@ def _send(svc: Services, connector: Connector, rows, outcome: DispatchOutcome) -
     accepted = [ids[r.reference] for r in results if r.status == PartnerStatus.RECEIVED]
     refused = [(ids[r.reference], r.reason) for r in results if r.status == PartnerStatus.REJECTED]
     with svc.uow() as session:
-        outcome.sent += len(transitions.move(session, accepted, S.SENT, source="dispatch",
-                                             actor=connector.partner_code, sources=[S.QUEUED]))
+        moved = transitions.move(session, accepted, S.SENT, source="dispatch",
+                                 actor=connector.partner_code, sources=[S.QUEUED])
+        outcome.sent += len(moved)
+        notify_id = notify.record_work(svc, session, rows[0].batch_id, rows[0].chunk_no, moved)
         for transfer_id, reason in refused:
             outcome.rejected += len(transitions.move(
                 session, [transfer_id], S.REJECTED, source="partner", actor=connector.partner_code,
                 detail=reason, values={"status_reason": (reason or "")[:200]}, sources=[S.QUEUED]))
         session.commit()
+    notify.enqueue(svc, notify_id)
     metrics.TRANSFERS_DISPATCHED.labels(partner=connector.partner_code).inc(outcome.sent)
 
 
@@ -165,10 +171,11 @@ def sweep(svc: Services) -> list[int]:
     """Re-enqueues every pending outbox item: rebuilds the work if Redis lost it.
     Safe to run any time because dispatch jobs are idempotent."""
     with svc.uow() as session:
-        ids = session.execute(select(OutboxItem.id).where(OutboxItem.status == "pending")
-                              .order_by(OutboxItem.id)).scalars().all()
+        items = session.execute(select(OutboxItem.id, OutboxItem.kind).where(
+            OutboxItem.status == "pending").order_by(OutboxItem.id)).all()
     from disbursement.jobs import tasks
 
-    for outbox_id in ids:
-        svc.queue.enqueue(tasks.dispatch_chunk, outbox_id)
-    return list(ids)
+    for outbox_id, kind in items:
+        job = tasks.notify_chunk if kind == notify.NOTIFY_KIND else tasks.dispatch_chunk
+        svc.queue.enqueue(job, outbox_id)
+    return [outbox_id for outbox_id, _ in items]

@@ -14,6 +14,10 @@ def open_partners(session: Session) -> set[str]:
 
 def breaker_states(session: Session) -> dict[str, str]:
     """Partner code -> breaker state ("closed", "open", "half_open") for the
-    dashboard and metrics. Interim: no breaker yet, so every partner reads
-    "closed" (callers default partners absent from the answer to "closed")."""
-    return {}
+    dashboard and metrics, from the shared breaker rows; a partner without a
+    row is closed (callers default absent partners to "closed")."""
+    from sqlalchemy import select
+
+    from disbursement.db.models_partners import PartnerBreaker
+
+    return dict(session.execute(select(PartnerBreaker.partner_code, PartnerBreaker.state)).all())
