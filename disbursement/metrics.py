@@ -226,36 +226,40 @@ def scrape_registry(svc, multiprocess_dir: str | None) -> CollectorRegistry:
 
 
 # --- ledger (issue 4) -----------------------------------------------------------
-# Set each time `disburse ledger check` (or the demo, or the API) runs the check;
-# "mostrecent" so the value survives gunicorn's multiprocess mode.
+# Set each time the ledger check runs (`disburse ledger check`, the demo, the
+# API); "mostrecent" so the value survives gunicorn's multiprocess mode. Labels
+# stay few: per partner, summed over the cycles the check covered.
 LEDGER_FIGURE_CENTIMES = Gauge(
     "disburse_ledger_figure_centimes",
-    "Ledger figures per cycle and partner at the last check "
-    "(released, paid, returned, outstanding, corrections, fees)",
-    ["period", "partner", "figure"], multiprocess_mode="mostrecent")
+    "Ledger figures per partner at the last check, kind = released, paid, returned, "
+    "outstanding, corrections or fees",
+    ["partner", "kind"], multiprocess_mode="mostrecent")
 LEDGER_DIFFERENCE_CENTIMES = Gauge(
     "disburse_ledger_difference_centimes",
-    "released - (paid + returned + outstanding + corrections) at the last check",
-    ["period", "partner"], multiprocess_mode="mostrecent")
+    "Sum over cycles of |released - (paid + returned + outstanding + corrections)| and of "
+    "the ledger's disagreements with the transfers, per partner, at the last check",
+    ["partner"], multiprocess_mode="mostrecent")
 LEDGER_BALANCED = Gauge(
     "disburse_ledger_balanced", "1 when the last ledger check balanced, else 0",
     multiprocess_mode="mostrecent")
 LEDGER_UNBALANCED_POSTINGS = Gauge(
     "disburse_ledger_unbalanced_postings", "Postings whose legs do not sum to zero",
     multiprocess_mode="mostrecent")
+LEDGER_FIGURES = ("released", "paid", "returned", "outstanding", "corrections", "fees")
 
 
 def record_ledger_check(report) -> None:
     """Publishes a `ledger.LedgerReport`."""
-    outstanding: dict[str, int] = {}
+    figures: dict[tuple[str, str], int] = {}
+    gaps: dict[str, int] = {}
     for c in report.cycles:
-        outstanding[c.partner] = outstanding.get(c.partner, 0) + c.outstanding
-        for figure in ("released", "paid", "returned", "outstanding", "corrections", "fees"):
-            LEDGER_FIGURE_CENTIMES.labels(period=c.period, partner=c.partner,
-                                          figure=figure).set(getattr(c, figure))
-        LEDGER_DIFFERENCE_CENTIMES.labels(period=c.period, partner=c.partner).set(
-            c.released - c.paid - c.returned - c.outstanding - c.corrections)
-    for partner, centimes in outstanding.items():
-        LEDGER_OUTSTANDING_CENTIMES.labels(partner=partner).set(centimes)
+        for kind in LEDGER_FIGURES:
+            figures[(c.partner, kind)] = figures.get((c.partner, kind), 0) + getattr(c, kind)
+        gaps[c.partner] = gaps.get(c.partner, 0) + sum(c.gaps())
+    for (partner, kind), centimes in figures.items():
+        LEDGER_FIGURE_CENTIMES.labels(partner=partner, kind=kind).set(centimes)
+    for partner, centimes in gaps.items():
+        LEDGER_DIFFERENCE_CENTIMES.labels(partner=partner).set(centimes)
+        LEDGER_OUTSTANDING_CENTIMES.labels(partner=partner).set(figures[(partner, "outstanding")])
     LEDGER_BALANCED.set(1 if report.balanced else 0)
     LEDGER_UNBALANCED_POSTINGS.set(len(report.unbalanced_postings))

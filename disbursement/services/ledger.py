@@ -199,10 +199,15 @@ class CycleBalance:
     corrections: int = 0
     fees: int = 0
     differences: list[str] = field(default_factory=list)
+    gap_centimes: list[int] = field(default_factory=list)
 
     @property
     def balanced(self) -> bool:
         return not self.differences
+
+    def gaps(self) -> list[int]:
+        """The size of each difference found, in centimes (for the gauge)."""
+        return [abs(g) for g in self.gap_centimes]
 
     def as_dict(self) -> dict:
         return {"program": self.program, "period": self.period, "partner": self.partner,
@@ -239,8 +244,9 @@ def check(session: Session, program: str | None = None, period: str | None = Non
         lg = ledger.get(key, {})
         op = ops.get(key, {})
         bal = CycleBalance(*key, **lg)
-        if bal.released != bal.paid + bal.returned + bal.outstanding + bal.corrections:
-            gap = bal.released - bal.paid - bal.returned - bal.outstanding - bal.corrections
+        gap = bal.released - bal.paid - bal.returned - bal.outstanding - bal.corrections
+        if gap:
+            bal.gap_centimes.append(gap)
             bal.differences.append(
                 f"released {bal.released} != paid {bal.paid} + returned {bal.returned} "
                 f"+ outstanding {bal.outstanding} + corrections {bal.corrections} "
@@ -250,6 +256,7 @@ def check(session: Session, program: str | None = None, period: str | None = Non
         for name, value in ours.items():
             theirs = op.get(name, 0)
             if value != theirs:
+                bal.gap_centimes.append(value - theirs)
                 bal.differences.append(f"{name}: ledger {value} != transfers {theirs} "
                                        f"(difference {value - theirs})")
         cycles.append(bal)

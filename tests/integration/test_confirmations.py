@@ -106,12 +106,17 @@ def test_available_then_paid_is_applied_once_and_posts_the_payment(svc, client, 
     with svc.uow() as session:
         amounts = session.execute(select(func.sum(Transfer.amount_centimes))
                                   .where(Transfer.reference.in_([r1, r2]))).scalar_one()
+        fees = session.execute(select(func.sum(Transfer.fee_centimes))
+                               .where(Transfer.reference.in_([r1, r2]))).scalar_one()
         postings = session.execute(select(LedgerPosting.kind, LedgerPosting.partner_code,
-                                          LedgerPosting.memo)).all()
-        assert postings == [("payment", "BARID", "2 payment(s) confirmed by BARID")]
+                                          LedgerPosting.memo).order_by(LedgerPosting.id)).all()
+        # The partner's fees are posted with the payments (issue 4's chart of accounts).
+        assert postings == [("payment", "BARID", "2 payment(s) confirmed by BARID")] + (
+            [("fee", "BARID", "fees: 2 payment(s) confirmed by BARID")] if fees else [])
         lines = session.execute(select(LedgerLine.account, LedgerLine.amount_centimes)
                                 .order_by(LedgerLine.account)).all()
-        assert lines == [("clearing:BARID", -amounts), ("paid:asd", amounts)]
+        assert lines == sorted([("clearing:BARID", -amounts), ("paid:asd", amounts)] + (
+            [("budget:asd", -fees), ("fees:BARID", fees)] if fees else []))
         assert session.execute(select(Transfer.service_point)
                                .where(Transfer.reference == r1)).scalar_one() == "SP-0007"
 

@@ -153,3 +153,24 @@ def test_ledger_check_command_passes_then_names_a_difference(world, tmp_path):
     assert bad.returncode == 4
     assert "BARID" in bad.stdout and "DIFFERENCE" in bad.stdout
     assert "paid: ledger" in bad.stdout and "(difference 100)" in bad.stdout
+
+
+def test_ledger_check_sets_the_gauges(world):
+    from prometheus_client import REGISTRY
+
+    svc = world.svc
+    with svc.uow() as session:
+        assert ledger.check(session).balanced
+    assert REGISTRY.get_sample_value("disburse_ledger_balanced") == 1
+    assert REGISTRY.get_sample_value("disburse_ledger_difference_centimes", {"partner": "BARID"}) == 0
+    with svc.uow() as session:
+        released = sum(c.released for c in ledger.check(session).cycles if c.partner == "BARID")
+        ledger.post(session, "payment", PROGRAM, PERIOD, "BARID", "stray",
+                    [("paid:asd", 100), ("clearing:BARID", -100)])
+        session.commit()
+        assert not ledger.check(session).balanced
+    assert REGISTRY.get_sample_value("disburse_ledger_balanced") == 0
+    # paid and outstanding each disagree with the transfers by 100.
+    assert REGISTRY.get_sample_value("disburse_ledger_difference_centimes", {"partner": "BARID"}) == 200
+    assert REGISTRY.get_sample_value("disburse_ledger_figure_centimes",
+                                     {"partner": "BARID", "kind": "released"}) == released
