@@ -164,3 +164,20 @@ def test_the_application_refuses_an_unbalanced_posting_and_an_unknown_account(pg
         with pytest.raises(ledger.UnknownAccount, match="'petty-cash:asd' is not in the chart"):
             ledger.post(session, "correction", PROGRAM, PERIOD, "BARID", "x",
                         [("petty-cash:asd", 1), ("clearing:BARID", -1)])
+
+
+def test_release_draws_on_the_partners_prefunding_first(pg_svc, households_csv, redis_url):
+    officers = create_officers(pg_svc)
+    world = build_world(pg_svc, officers, households_csv, redis_url, prefund={"BARID": 100_000})
+    with pg_svc.uow() as session:
+        release = session.execute(select(LedgerPosting.id).where(
+            LedgerPosting.kind == "release", LedgerPosting.partner_code == "BARID")).scalar_one()
+        legs = dict(session.execute(text(
+            "SELECT account, amount_centimes FROM ledger_lines WHERE posting_id = :p"),
+            {"p": release}).all())
+        assert ledger.balance(session, "prefunding:BARID") == 0
+        report = ledger.check(session)
+    released = sum(world.transfer(r).amount_centimes for r in world.refs["BARID"])
+    assert legs == {"clearing:BARID": released, "prefunding:BARID": -100_000,
+                    "budget:asd": -(released - 100_000)}
+    assert report.balanced

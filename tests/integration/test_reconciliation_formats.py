@@ -151,3 +151,19 @@ def test_statement_whose_balances_do_not_add_up_is_an_exception(world, format_na
             ReconException.type == "balance_difference")).scalar_one()
         assert (row.statement_id, row.amount_centimes, row.status) == (report.statement_id, -250, "open")
         assert "difference 250" in row.detail
+
+
+def test_statement_upload_over_the_api_names_its_format(world):
+    from tests.integration.test_exceptions_and_returns import Api
+
+    svc, r = world.svc, world.refs[PARTNER]
+    _confirm(svc, r[:2], "paid")
+    lines = [(ref, world.transfer(ref).amount_centimes, "MAD", EntryKind.PAYMENT) for ref in r[:2]]
+    api = Api(svc)
+    created = api.call("POST", f"/api/v1/partners/{PARTNER}/statements", "maker", data={
+        "file": (_write("camt053", lines), "barid.xml"), "format": "camt053"})
+    assert created.status_code == 201, created.get_json()
+    assert (created.get_json()["matched"], created.get_json()["balance_difference_centimes"]) == (2, 0)
+    wrong = api.call("POST", f"/api/v1/partners/{PARTNER}/statements", "maker", data={
+        "file": (_write("camt053", lines[:1]), "barid.xml"), "format": "csv"})
+    assert (wrong.status_code, wrong.get_json()["error"]["code"]) == (422, "invalid_statement")

@@ -17,7 +17,7 @@ from disbursement.db.models import Transfer
 from disbursement.db.models_ledger import FundReturn
 from disbursement.domain.states import RELEASED, TransferStatus as S
 from disbursement.jobs.queue import QUEUE_NAME, RQJobQueue
-from disbursement.services import batches, planning, registry, transitions
+from disbursement.services import batches, ledger, planning, registry, transitions
 from disbursement.services.context import Services
 
 PROGRAM, PERIOD = "asd", "2026-12"
@@ -50,7 +50,7 @@ class World:
 
 
 def build_world(svc: Services, officers, households_csv, redis_url: str, households: int = 60,
-                seed: int = 7) -> World:
+                seed: int = 7, prefund: dict[str, int] | None = None) -> World:
     parked = RQJobQueue(redis_url)
     parked.connection.delete(f"rq:queue:{QUEUE_NAME}")
     released_svc = dataclasses.replace(svc, _queue=parked)
@@ -58,6 +58,10 @@ def build_world(svc: Services, officers, households_csv, redis_url: str, househo
     with path.open("rb") as stream:
         registry.import_households(svc, stream, path.name, officers.maker)
     plan = planning.plan_cycle(svc, PROGRAM, PERIOD, officers.maker)
+    with svc.uow() as session:
+        for partner, amount in (prefund or {}).items():
+            ledger.post_prefunding(session, PROGRAM, PERIOD, partner, amount)
+        session.commit()
     for batch_id in plan.batches_created:
         batches.submit(svc, batch_id, officers.maker)
         if batches.approve(svc, batch_id, officers.approver).status != "approved":
