@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Sequence
 
 from sqlalchemy import func, select, update
@@ -33,9 +33,12 @@ from disbursement.domain.states import Role
 from disbursement.services import audit, ledger
 from disbursement.services.context import Services
 from disbursement.services.users import Actor
-from reconciliation.matcher import EXCEPTIONS, Outcome, ageing_bucket
+from reconciliation.matcher import AGEING_BUCKETS, EXCEPTIONS, Outcome, ageing_bucket
 
 PAGE_SIZE = 100
+# The last ageing bucket: older than the oldest bounded one.
+OLDEST_BUCKET = ">60"
+AGES = tuple(name for name, _ in AGEING_BUCKETS) + (OLDEST_BUCKET,)
 STATUSES = ("expected", "open", "resolved", "reissue_requested")
 UNSETTLED = ("expected", "open")
 
@@ -53,6 +56,10 @@ class ExceptionNotFound(LookupError):
 
 class AlreadyResolved(Exception):
     """Raised when resolving an exception that is no longer expected or open."""
+
+
+class UnknownAge(ValueError):
+    """Raised when an age filter names no ageing bucket."""
 
 
 class BadResolution(ValueError):
@@ -149,11 +156,31 @@ def close_matched_later(session: Session, transfer_ids: Sequence[int], statement
 
 # --- reading --------------------------------------------------------------------
 
+def _age_window(age: str, today: date):
+    """The `since` condition of the ageing bucket `age` seen on `today`: the
+    same day boundaries (UTC midnight) as `ageing_bucket` and the reports."""
+    def midnight(days_ago: int) -> datetime:
+        return datetime.combine(today - timedelta(days=days_ago), time(), tzinfo=timezone.utc)
+
+    lower_days = 0
+    for name, upper_days in AGEING_BUCKETS:
+        if name == age:
+            newest = ReconException.since >= midnight(upper_days)
+            return newest if lower_days == 0 else newest & (ReconException.since < midnight(lower_days - 1))
+        lower_days = upper_days + 1
+    if age == OLDEST_BUCKET:
+        return ReconException.since < midnight(lower_days - 1)
+    raise UnknownAge(f"unknown age {age!r}; one of {', '.join(AGES)}")
+
+
 def list_exceptions(session: Session, *, type: str | None = None, partner: str | None = None,
-                    status: str | None = None, after: int = 0, limit: int = PAGE_SIZE,
+                    status: str | None = None, age: str | None = None, after: int = 0,
+                    limit: int = PAGE_SIZE,
                     today: date | None = None) -> tuple[list[ExceptionView], int | None]:
     """One page in id order after `after`; returns the page and the id to pass
-    as `after` for the next page (None on the last page)."""
+    as `after` for the next page (None on the last page). `age` is an ageing
+    bucket (`AGES`)."""
+    today = today or utcnow().date()
     stmt = (select(ReconException).where(ReconException.id > after)
             .order_by(ReconException.id).limit(limit))
     if type:
@@ -162,8 +189,9 @@ def list_exceptions(session: Session, *, type: str | None = None, partner: str |
         stmt = stmt.where(ReconException.partner_code == partner)
     if status:
         stmt = stmt.where(ReconException.status == status)
+    if age:
+        stmt = stmt.where(_age_window(age, today))
     rows = session.execute(stmt).scalars().all()
-    today = today or utcnow().date()
     return [_view(r, today) for r in rows], (rows[-1].id if len(rows) == limit else None)
 
 
@@ -175,7 +203,8 @@ def get_exception(session: Session, exception_id: int, today: date | None = None
 
 
 def counts_by_type(session: Session, *, partner: str | None = None,
-                   status: str | None = None) -> dict[str, dict[str, int]]:
+                   status: str | None = None, age: str | None = None,
+                   today: date | None = None) -> dict[str, dict[str, int]]:
     """{type: {"count": n, "amount_centimes": signed sum}}."""
     stmt = (select(ReconException.type, func.count(), func.sum(ReconException.amount_centimes))
             .group_by(ReconException.type).order_by(ReconException.type))
@@ -183,6 +212,8 @@ def counts_by_type(session: Session, *, partner: str | None = None,
         stmt = stmt.where(ReconException.partner_code == partner)
     if status:
         stmt = stmt.where(ReconException.status == status)
+    if age:
+        stmt = stmt.where(_age_window(age, today or utcnow().date()))
     return {t: {"count": n, "amount_centimes": int(a or 0)} for t, n, a in session.execute(stmt)}
 
 

@@ -12,6 +12,7 @@ One long table, one row per (key, section, category):
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import IO, Iterable, Iterator
@@ -27,6 +28,8 @@ from reconciliation.matcher import AGEING_BUCKETS
 
 KINDS = ("batch", "partner", "cycle", "region")
 FORMATS = ("json", "csv", "xlsx")
+FILE_TYPES = {"csv": "text/csv",
+              "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 COLUMNS = ["kind", "key", "section", "category", "count", "amount_mad", "fees_mad"]
 NO_KEY = "none"
 
@@ -165,3 +168,18 @@ def write_xlsx(kind: str, rows: Iterable[ReportRow], out: IO[bytes]) -> None:
     for cells in _cells(kind, rows):
         sheet.append(cells)
     book.save(out)
+
+
+def as_file(kind: str, where: Scope, rows: list[ReportRow], fmt: str) -> tuple[bytes, str, str]:
+    """The report as a download: (content, media type, file name). Raises
+    UnknownReport for a format other than CSV or XLSX."""
+    if fmt not in FILE_TYPES:
+        raise UnknownReport(f"unknown file format {fmt!r}; one of {', '.join(FILE_TYPES)}")
+    name = f"{kind}-report-{where.program or 'all'}-{where.period or 'all'}.{fmt}"
+    if fmt == "csv":
+        text = io.StringIO()
+        write_csv(kind, rows, text)
+        return text.getvalue().encode(), FILE_TYPES[fmt], name
+    data = io.BytesIO()
+    write_xlsx(kind, rows, data)
+    return data.getvalue(), FILE_TYPES[fmt], name

@@ -48,6 +48,7 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int, str]] = [
     (recon_exceptions.ExceptionNotFound, 404, "not_found"),
     (recon_exceptions.AlreadyResolved, 409, "already_resolved"),
     (recon_exceptions.BadResolution, 422, "invalid_resolution"),
+    (recon_exceptions.UnknownAge, 422, "invalid_age"),
     (BadReturn, 422, "invalid_return"),
     (UnknownReport, 404, "unknown_report"),
     (ledger_rules.LedgerError, 422, "ledger_rule"),

@@ -28,7 +28,8 @@ def list_exceptions():
     with services().uow() as session:
         page, next_after = exceptions.list_exceptions(
             session, type=args.get("type") or None, partner=args.get("partner") or None,
-            status=args.get("status") or None, after=args.get("after", 0, type=int), limit=limit)
+            status=args.get("status") or None, age=args.get("age") or None,
+            after=args.get("after", 0, type=int), limit=limit)
     return jsonify({"exceptions": [e.as_dict() for e in page], "next_after": next_after})
 
 
@@ -74,17 +75,9 @@ def report(kind: str):
         rows = reports.build(session, kind, where)
     if fmt == "json":
         return jsonify(reports.as_json(kind, where, rows))
-    name = f"{kind}-report-{where.program or 'all'}-{where.period or 'all'}.{fmt}"
-    if fmt == "csv":
-        text = io.StringIO()
-        reports.write_csv(kind, rows, text)
-        return send_file(io.BytesIO(text.getvalue().encode()), mimetype="text/csv",
-                         as_attachment=True, download_name=name)
-    data = io.BytesIO()
-    reports.write_xlsx(kind, rows, data)
-    data.seek(0)
-    return send_file(data, as_attachment=True, download_name=name, mimetype=(
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))
+    content, mimetype, name = reports.as_file(kind, where, rows, fmt)
+    return send_file(io.BytesIO(content), mimetype=mimetype, as_attachment=True,
+                     download_name=name)
 
 
 @bp.get("/ledger/check")

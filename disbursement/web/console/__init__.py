@@ -38,6 +38,7 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     from disbursement.web.console import (guard, views_batches, views_cycles,  # noqa: F401
                                           views_dashboard, views_session, views_transfers)
+    from disbursement.web.console import views_exceptions, views_reports  # noqa: F401
 
     app.register_blueprint(bp)
     app.jinja_env.filters["mad"] = format_units
