@@ -1,9 +1,12 @@
 """The officers' console in the system Chromium: a maker plans and submits a
 batch and cannot approve it, an approver approves it with a one-time code and
 releases it, dispatch progress runs live, the monitors' dashboard draws its
-charts with data, and a search finds a transfer and shows its timeline."""
+charts with data, a search finds a transfer and shows its timeline, the
+exceptions queue lists what the reconciliation found and an approver resolves
+one, and the reports page downloads a CSV."""
 from __future__ import annotations
 
+import csv
 import io
 import re
 import time
@@ -13,7 +16,11 @@ import pytest
 from sqlalchemy import select
 
 from disbursement.db.models import Batch
+from disbursement.db.models_ledger import ReconException
+from disbursement.domain.money import format_units
+from disbursement.services import reports
 from tests.browser.conftest import sign_in
+from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.e2e]
 
@@ -47,6 +54,15 @@ def _reconcile(site, batch_id: int) -> None:
         maker = users.actor_by_name(session, "amina.maker")
     statement = site.svc.connector(partner).fetch_statement()
     reconcile.reconcile(site.svc, partner, io.BytesIO(statement), f"{partner}.csv", maker)
+
+
+def _report_cells(site, kind: str) -> list[list[str]]:
+    """The report as the reports service builds it, as CSV cells."""
+    with site.svc.uow() as session:
+        rows = reports.build(session, kind)
+    return [reports.COLUMNS] + [[kind, r.key, r.section, r.category, str(r.count),
+                                 format_units(r.amount_centimes), format_units(r.fee_centimes)]
+                                for r in rows]
 
 
 def _fresh_totp_code(totp) -> str:
@@ -146,3 +162,39 @@ def test_plan_submit_approve_dispatch_watch_and_search(site, chromium, shot):
     approver.click("#search")
     assert reference in approver.text_content("#results")
     assert national_id not in approver.text_content("#results")  # masked for an approver
+
+    # --- the exceptions queue lists what the faulty statement left; the approver resolves one
+    approver.click("header nav >> text=Exceptions")
+    approver.select_option("select[name=status]", "open")
+    approver.click("#filter-exceptions")
+    approver.wait_for_url(re.compile(r"/console/exceptions\?.*status=open"))
+    first = approver.locator("#exceptions tbody tr[data-exception]").first
+    exception_id = int(first.get_attribute("data-exception"))
+    assert "open" in first.text_content()
+    shot(approver, "11-exceptions")
+    first.locator("a").first.click()
+    approver.select_option("select[name=kind]", "chase_partner")
+    approver.fill("input[name=reason]", "asked the partner for its corrected statement")
+    approver.fill("form:has(#resolve-exception) input[name=confirmation]", PASSWORD)
+    approver.click("#resolve-exception")
+    approver.wait_for_selector("#exception-state:text('resolved')")
+    assert "confirmed by password" in approver.text_content(".flash")
+    assert "youssef.approver" in approver.text_content("#resolution")
+    shot(approver, "12-exception-resolved")
+    with site.svc.uow() as session:
+        row = session.get(ReconException, exception_id)
+        assert (row.status, row.resolution, row.resolved_by) == (
+            "resolved", "chase_partner", "youssef.approver")
+
+    # --- the auditor reads the partner report and downloads it as CSV
+    auditor = sign_in(chromium, site, "karim.auditor")
+    auditor.click("header nav >> text=Reports")
+    auditor.select_option("select[name=kind]", "partner")
+    auditor.click("#show-report")
+    auditor.wait_for_selector("#report-state tbody tr[data-key]")
+    shot(auditor, "13-reports")
+    with auditor.expect_download() as download:
+        auditor.click("#download-csv")
+    assert download.value.suggested_filename == "partner-report-all-all.csv"
+    with open(download.value.path(), encoding="utf-8", newline="") as fh:
+        assert list(csv.reader(fh)) == _report_cells(site, "partner")
