@@ -262,3 +262,24 @@ def test_report_pages_refuse_unknown_kinds_and_monitors(queue):
     assert queue["auditor"].get("/console/reports/partner.pdf").status_code == 404
     assert queue["monitor"].get("/console/reports").status_code == 403
     assert queue["maker"].get("/console/reports").status_code == 200
+
+
+def test_the_age_filter_agrees_with_each_exceptions_ageing_bucket_at_the_day_boundaries(pg_svc):
+    """Opened just inside and just outside each bucket's edges (UTC days)."""
+    now = utcnow()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    opened = [midnight - timedelta(days=d) + timedelta(seconds=s)
+              for d in (0, 7, 30, 60) for s in (0, -1)]
+    with pg_svc.uow() as session:
+        session.execute(ReconException.__table__.insert(), [
+            {"type": "unknown_reference", "status": "open", "partner_code": PARTNER,
+             "reference": f"XAGE{i:011d}", "amount_centimes": 1, "currency": "MAD",
+             "since": since, "created_at": now} for i, since in enumerate(opened)])
+        session.commit()
+        every = exceptions.list_exceptions(session)[0]
+        for age in exceptions.AGES:
+            listed = [e.id for e in exceptions.list_exceptions(session, age=age)[0]]
+            assert listed == [e.id for e in every if e.ageing_bucket == age], age
+            assert listed, age
+        with pytest.raises(exceptions.UnknownAge):
+            exceptions.list_exceptions(session, age="old")
