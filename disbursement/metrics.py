@@ -17,3 +17,13 @@ CONFIRMATION_BATCH_SECONDS = Histogram(
 LEDGER_OUTSTANDING_CENTIMES = Gauge(
     "disburse_ledger_outstanding_centimes", "Released but neither paid nor returned",
     ["partner"])
+
+# partners (issue 3): retries, circuit breakers, dead letters.
+DISPATCH_RETRIES = Counter(
+    "disburse_dispatch_retries_total", "Failed dispatch attempts scheduled for a retry",
+    ["partner"])
+BREAKER_STATE = Gauge(
+    "disburse_partner_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open",
+    ["partner"])
+DEAD_LETTERS = Gauge(
+    "disburse_dead_letters", "Outbox items whose retries are spent, waiting for an officer")

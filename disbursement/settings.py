@@ -25,6 +25,12 @@ DISPATCH_CHUNK_TRANSFERS = 2_000
 SECOND_APPROVAL_ABOVE_CENTIMES = 5_000_000_00
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 API_TOKEN_TTL_SECONDS = 8 * 3600
+# partners (issue 3): retries with backoff, dead letters, circuit breaker.
+DISPATCH_MAX_ATTEMPTS = 8            # failed attempts before an outbox item is dead
+RETRY_BASE_SECONDS = 2.0             # first backoff step; doubles per attempt
+RETRY_CAP_SECONDS = 300.0            # no backoff step longer than this
+BREAKER_FAILURE_THRESHOLD = 5        # consecutive failures that open a partner's breaker
+BREAKER_COOLDOWN_SECONDS = 60.0      # open -> half-open (one probe) after this
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,12 @@ class Settings:
     partner_keys: Mapping[str, tuple[bytes, ...]] = field(default_factory=dict, repr=False)
     # partner code -> base URL override (simulator ports, production endpoints)
     partner_urls: Mapping[str, str] = field(default_factory=dict)
+    # partners (issue 3)
+    dispatch_max_attempts: int = DISPATCH_MAX_ATTEMPTS
+    retry_base_seconds: float = RETRY_BASE_SECONDS
+    retry_cap_seconds: float = RETRY_CAP_SECONDS
+    breaker_failure_threshold: int = BREAKER_FAILURE_THRESHOLD
+    breaker_cooldown_seconds: float = BREAKER_COOLDOWN_SECONDS
 
     @property
     def embedded_jobs(self) -> bool:
@@ -56,6 +68,11 @@ class Settings:
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     return default if raw in (None, "") else int(raw)
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    return default if raw in (None, "") else float(raw)
 
 
 def _local_secrets(var_dir: Path) -> dict[str, str]:
@@ -108,4 +125,12 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         data_key=base64.b64decode(raw_key),
         partner_keys=partner_keys,
         partner_urls=partner_urls,
+        # partners (issue 3)
+        dispatch_max_attempts=_int(env, "DISPATCH_MAX_ATTEMPTS", DISPATCH_MAX_ATTEMPTS),
+        retry_base_seconds=_float(env, "RETRY_BASE_SECONDS", RETRY_BASE_SECONDS),
+        retry_cap_seconds=_float(env, "RETRY_CAP_SECONDS", RETRY_CAP_SECONDS),
+        breaker_failure_threshold=_int(env, "BREAKER_FAILURE_THRESHOLD",
+                                       BREAKER_FAILURE_THRESHOLD),
+        breaker_cooldown_seconds=_float(env, "BREAKER_COOLDOWN_SECONDS",
+                                        BREAKER_COOLDOWN_SECONDS),
     )
