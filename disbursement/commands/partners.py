@@ -19,12 +19,6 @@ def register(main: click.Group) -> None:
     main.add_command(breakers, "breakers")
 
 
-def _fail(message: str, code: int) -> None:
-    from disbursement.cli import _fail as fail
-
-    fail(message, code)
-
-
 def _domain_call(fn):
     from disbursement.cli import _domain_call as call
 

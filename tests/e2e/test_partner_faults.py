@@ -11,7 +11,6 @@ import socket
 from contextlib import contextmanager
 from typing import Iterator
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from connectors.base import PartnerStatus as P, RetryableError
 from disbursement.db.models import AuditEntry, Batch, Transfer, utcnow
 from disbursement.db.models_partners import PartnerBreaker
-from disbursement.services import (batches, cancellation, dead_letters, dispatch, ledger,
+from disbursement.services import (batches, cancellation, dispatch, ledger,
                                    reissue)
 from disbursement.services.partner_health import breaker_state, open_partners
 from disbursement.web.app import create_app
@@ -282,3 +282,37 @@ def test_reissue_goes_to_another_partner_and_never_makes_two_live_attempts(pg_sv
     assert [r["reason"] for r in again.refused] == [
         "transfer is approved: only rejected or failed attempts are re-issued",
         f"the instruction already has a live attempt ({new['new_reference']})"]
+
+
+def test_the_partner_commands(pg_svc, pg_url, tmp_path) -> None:
+    """`disburse` as a real process, acting as the maker."""
+    import base64
+    import json as json_module
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import PASSWORD, ROOT
+
+    create_officers(pg_svc)
+    env = {**os.environ, "DATABASE_URL": pg_url, "DISBURSE_VAR_DIR": str(tmp_path),
+           "DISBURSE_DATA_KEY": base64.b64encode(pg_svc.settings.data_key).decode(),
+           "DISBURSE_USER": "maker", "DISBURSE_PASSWORD": PASSWORD, "REDIS_URL": ""}
+
+    def disburse(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "disbursement.cli", *args], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=120)
+
+    listed = disburse("deadletters", "list")
+    breakers_out = disburse("breakers")
+    reissued = disburse("transfer", "reissue", "DNOSUCH")
+    cancelled = disburse("transfer", "cancel", "DNOSUCH", "--reason", "x")
+    retried = disburse("deadletters", "retry", "999")
+
+    assert (listed.returncode, listed.stdout) == (0, "no dead letters\n"), listed.stderr
+    assert breakers_out.returncode == 0 and "MWALLET    closed" in breakers_out.stdout
+    assert json_module.loads(reissued.stdout)["refused"] == [
+        {"reference": "DNOSUCH", "reason": "no transfer with this reference"}]
+    assert cancelled.returncode == 3
+    assert "no transfer with reference DNOSUCH" in cancelled.stderr
+    assert retried.returncode == 3 and "no dead letter 999" in retried.stderr
