@@ -22,7 +22,7 @@ help:
 	@echo "make venv       create $(VENV) (python3 -m venv)"
 	@echo "make install    pip install -e '.[test]' into $(VENV) when pyproject.toml changed"
 	@echo "make run        demo: disburse serve --demo on http://127.0.0.1:8000 (SQLite, no Redis)"
-	@echo "make test       ensure PostgreSQL + Redis, run pytest (PYTEST_ARGS=...), stop private servers"
+	@echo "make test       ensure PostgreSQL + Redis + system Chromium, run pytest (PYTEST_ARGS=...), stop private servers"
 	@echo "make bench      the 100,000-household cycle with its floors measured in the same run (bench.cycle)"
 	@echo "make migrate    disburse db upgrade"
 	@echo "make services / services-stop   start / stop the private test servers by hand"
@@ -74,6 +74,9 @@ services-stop:
 test: install
 	@trap '$(SERVICES) stop' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
 	$(SERVICES) ensure || exit $$?; \
+	$(VENV_PY) tests/support/tools.py promtool >/dev/null \
+	  || echo "WARNING: promtool could not be installed: the alert-rule tests will fail"; \
+	$(VENV_PY) tests/support/browser.py ensure >/dev/null || exit $$?; \
 	set -a; . $(SERVICES_ENV); set +a; \
 	rc=0; $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ "$$rc" = 5 ] && [ -n "$(ALLOW_NO_TESTS)" ]; then \

@@ -191,7 +191,10 @@ def _transfer_json(transfer: OutboundTransfer) -> dict[str, Any]:
             "national_id": transfer.national_id,
             "phone": transfer.phone,
             "account": transfer.account,
-            "region_code": transfer.region_code}
+            "region_code": transfer.region_code,
+            # cash: where to pay, and the code the beneficiary will present
+            "service_point": transfer.service_point,
+            "withdrawal_code": transfer.withdrawal_code}
 
 
 

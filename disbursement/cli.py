@@ -200,7 +200,8 @@ def batch_list(obj: Ctx, status: str | None) -> None:
             stmt = stmt.where(Batch.status == status)
         for b in session.execute(stmt).scalars():
             click.echo(f"{b.id:>6}  {b.partner_code:<10} {b.status:<10} {b.transfer_count:>7} "
-                       f"{format_units(b.total_centimes):>16} {b.currency}  maker={b.created_by}")
+                       f"{format_units(b.total_centimes):>16} {b.currency}  "
+                       f"fees {format_units(b.fee_total_centimes):>12}  maker={b.created_by}")
 
 
 @batch.command("submit")
@@ -357,16 +358,21 @@ def outbox_sweep(obj: Ctx) -> None:
 @click.pass_obj
 def worker(obj: Ctx, burst: bool) -> None:
     """Run an RQ worker on REDIS_URL."""
-    from rq import Worker
+    from rq import SimpleWorker
     from rq.serializers import JSONSerializer
 
     from disbursement.jobs.queue import QUEUE_NAME, RQJobQueue
 
     if not obj.svc.settings.redis_url:
         _fail("REDIS_URL is not set: in the embedded mode jobs run in-process", EXIT_INPUT)
+    from disbursement.commands.observability import worker_metrics
+
     queue = RQJobQueue(obj.svc.settings.redis_url)
-    Worker([QUEUE_NAME], connection=queue.connection, serializer=JSONSerializer).work(
-        burst=burst, with_scheduler=True)
+    with worker_metrics(obj.svc.settings):
+        # SimpleWorker runs jobs in this process: one set of metrics files per
+        # worker, where a forked work horse per job would leave files per job.
+        SimpleWorker([QUEUE_NAME], connection=queue.connection, serializer=JSONSerializer).work(
+            burst=burst, with_scheduler=True)
 
 
 @main.group()

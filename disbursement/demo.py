@@ -39,6 +39,8 @@ DEMO_STATEMENT_FAULTS = ["--statement-missing-lines", "1", "--statement-extra-li
                          "--statement-altered-lines", "1", "--statement-duplicate-lines", "1"]
 OFFICERS = (("amina.maker", Role.MAKER), ("youssef.approver", Role.APPROVER))
 SECOND_APPROVER = ("khadija.supervisor", Role.APPROVER)
+# Protocols whose simulator is `python -m connectors.simulators.<protocol>` with the same flags.
+HTTP_SIMULATED = ("rest", "wallet")
 
 
 def with_partner_urls(svc: Services, urls: dict[str, str]) -> Services:
@@ -134,6 +136,9 @@ def run_cycle(svc: Services, officers: Officers, sims: dict[str, str], household
     step("import")
     with extract.open("rb") as stream:
         imported = registry.import_households(svc, stream, extract.name, officers.maker)
+    from disbursement.demo_points import load_demo_points
+
+    load_demo_points(svc, officers.maker)  # each cash partner's service-point file
     step("plan")
     plan = planning.plan_cycle(svc, PROGRAM, period, officers.maker)
     step("approve")
@@ -218,8 +223,10 @@ def run_demo(households: int, seed: int = 7, show_progress: bool | None = None) 
     _stop_on_sigterm()
     workdir = Path(tempfile.mkdtemp(prefix="disburse-demo-"))
     scratch = settings_module.load({**os.environ, "DISBURSE_VAR_DIR": str(workdir)})
+    # The demo drives the partners with an HTTP simulator (REST and wallet);
+    # file partners have their own simulators.
     configured = load_partners(scratch.config_dir)
-    codes = sorted(configured)
+    codes = sorted(c for c, p in configured.items() if p.protocol in HTTP_SIMULATED)
     keys = {code: secrets.token_hex(32) for code in codes}
     svc = build(_demo_settings(workdir, keys, {}))
     upgrade(svc.engine)
@@ -279,7 +286,7 @@ def serve(host: str, port: int, with_demo: bool, households: int) -> None:
                     code, int(p.base_url.rsplit(":", 1)[1]),
                     f"{api}/api/v1/partners/{code}/confirmations", keys[code], 1,
                     ["--reject-rate", "0.01", "--uncollected-rate", "0.03"], p.protocol))
-                for code, p in sorted(svc.partners.items())}
+                for code, p in sorted(svc.partners.items()) if p.protocol in HTTP_SIMULATED}
         with svc.uow() as session:
             planned = session.execute(select(func.count()).select_from(Cycle)).scalar_one()
         if not planned:

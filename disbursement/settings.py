@@ -31,6 +31,9 @@ RETRY_BASE_SECONDS = 2.0             # first backoff step; doubles per attempt
 RETRY_CAP_SECONDS = 300.0            # no backoff step longer than this
 BREAKER_FAILURE_THRESHOLD = 5        # consecutive failures that open a partner's breaker
 BREAKER_COOLDOWN_SECONDS = 60.0      # open -> half-open (one probe) after this
+# Console (issue 5): an officer is locked out for a while after this many failed logins.
+LOGIN_MAX_FAILURES = 5
+LOGIN_LOCK_SECONDS = 15 * 60
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,25 @@ class Settings:
     retry_cap_seconds: float = RETRY_CAP_SECONDS
     breaker_failure_threshold: int = BREAKER_FAILURE_THRESHOLD
     breaker_cooldown_seconds: float = BREAKER_COOLDOWN_SECONDS
+    # --- console (issue 5) ---
+    # Signs the officers' session cookie. Empty: the console answers 503 (the API
+    # and workers do not need it, so they start without it).
+    session_secret: bytes = field(default=b"", repr=False)
+    # Secure cookies: browsers accept them on https and on loopback http.
+    cookie_secure: bool = True
+    login_max_failures: int = LOGIN_MAX_FAILURES
+    login_lock_seconds: int = LOGIN_LOCK_SECONDS
+    # file exchange (issue 3): partner code -> SFTP secrets and pinned host key
+    partner_sftp: Mapping[str, "SftpSecrets"] = field(default_factory=dict, repr=False)
+    # Routing and notification (issue 3): the key withdrawal codes are derived
+    # under (HMAC of the transfer reference), and the SMS gateway; no gateway
+    # URL means no SMS is sent.
+    code_key: bytes = field(default=b"", repr=False)
+    sms_gateway_url: str | None = None
+    sms_gateway_key: bytes = field(default=b"", repr=False)
+    # Observability (issue 5): where gunicorn and RQ worker processes write their
+    # metrics (prometheus-client multiprocess mode); None in the embedded mode.
+    metrics_dir: Path | None = None
 
     @property
     def embedded_jobs(self) -> bool:
@@ -63,6 +85,30 @@ class Settings:
 
     def with_overrides(self, **overrides: Any) -> "Settings":
         return replace(self, **overrides)
+
+
+@dataclass(frozen=True)
+class SftpSecrets:
+    """File exchange (issue 3): how we log in to a partner's SFTP server and which
+    host key we expect (`<type> <base64>`, as in known_hosts), from
+    PARTNER_<CODE>_SFTP_PASSWORD or PARTNER_<CODE>_SFTP_KEY_FILE, and
+    PARTNER_<CODE>_SFTP_HOST_KEY."""
+    password: str | None = field(default=None, repr=False)
+    key_file: str | None = None
+    host_key: str | None = None
+
+
+SFTP_ENV_SUFFIXES = {"_SFTP_PASSWORD": "password", "_SFTP_KEY_FILE": "key_file",
+                     "_SFTP_HOST_KEY": "host_key"}
+
+
+def _sftp_secrets(env: Mapping[str, str]) -> dict[str, SftpSecrets]:
+    found: dict[str, dict[str, str]] = {}
+    for name, value in env.items():
+        for suffix, attribute in SFTP_ENV_SUFFIXES.items():
+            if name.startswith("PARTNER_") and name.endswith(suffix) and value:
+                found.setdefault(name[len("PARTNER_"):-len(suffix)], {})[attribute] = value
+    return {code: SftpSecrets(**values) for code, values in found.items()}
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -73,19 +119,39 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     return default if raw in (None, "") else float(raw)
+GENERATED_SECRETS = ("DISBURSE_DATA_KEY", "DISBURSE_CODE_KEY", "DISBURSE_SESSION_SECRET")
 
 
 def _local_secrets(var_dir: Path) -> dict[str, str]:
-    """Secrets for the embedded mode, generated on first use, kept on disk."""
+    """Secrets for the embedded mode, generated on first use, kept on disk. A
+    file written before a secret existed gains it on the next start."""
     path = var_dir / "secrets.json"
-    if path.exists():
-        return json.loads(path.read_text())
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    missing = [name for name in GENERATED_SECRETS if name not in stored]
+    if not missing:
+        return stored
     var_dir.mkdir(parents=True, exist_ok=True)
-    generated = {"DISBURSE_DATA_KEY": base64.b64encode(secrets.token_bytes(32)).decode()}
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    stored.update({name: base64.b64encode(secrets.token_bytes(32)).decode() for name in missing})
+    temporary = path.with_suffix(".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        json.dump(generated, fh)
-    return generated
+        json.dump(stored, fh)
+    os.replace(temporary, path)
+    return stored
+
+
+def _code_key(env: Mapping[str, str], data_key: bytes) -> bytes:
+    """DISBURSE_CODE_KEY when set (production: its own secret, rotated on its
+    own); otherwise a key derived from the data key (HKDF), so a deployment
+    that predates withdrawal codes keeps working without a default secret."""
+    raw = env.get("DISBURSE_CODE_KEY")
+    if raw:
+        return base64.b64decode(raw)
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"disburse withdrawal codes").derive(data_key)
 
 
 def partner_key_env(code: str) -> str:
@@ -97,7 +163,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     var_dir = Path(env.get("DISBURSE_VAR_DIR") or DEFAULT_VAR_DIR)
     config_dir = Path(env.get("DISBURSE_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
     database_url = env.get("DATABASE_URL") or f"sqlite:///{var_dir / 'disburse.db'}"
-    if "DISBURSE_DATA_KEY" not in env and database_url.startswith("sqlite"):
+    if database_url.startswith("sqlite") and any(n not in env for n in GENERATED_SECRETS):
         env = {**_local_secrets(var_dir), **env}
     raw_key = env.get("DISBURSE_DATA_KEY", "")
     if not raw_key:
@@ -133,4 +199,19 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
                                        BREAKER_FAILURE_THRESHOLD),
         breaker_cooldown_seconds=_float(env, "BREAKER_COOLDOWN_SECONDS",
                                         BREAKER_COOLDOWN_SECONDS),
+        session_secret=base64.b64decode(env.get("DISBURSE_SESSION_SECRET", "")),
+        cookie_secure=env.get("DISBURSE_COOKIE_SECURE", "1") not in ("0", "false", "no"),
+        login_max_failures=_int(env, "LOGIN_MAX_FAILURES", LOGIN_MAX_FAILURES),
+        login_lock_seconds=_int(env, "LOGIN_LOCK_SECONDS", LOGIN_LOCK_SECONDS),
+        partner_sftp=_sftp_secrets(env),
+        code_key=_code_key(env, base64.b64decode(raw_key)),
+        sms_gateway_url=env.get("SMS_GATEWAY_URL") or None,
+        sms_gateway_key=env.get("SMS_GATEWAY_KEY", "").encode(),
+        metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"]) if env.get("PROMETHEUS_MULTIPROC_DIR")
+        else None,
     )
+
+
+def default_metrics_dir(env: Mapping[str, str]) -> Path:
+    """Where gunicorn puts the metrics files when PROMETHEUS_MULTIPROC_DIR is unset (observability)."""
+    return Path(env.get("DISBURSE_VAR_DIR") or DEFAULT_VAR_DIR) / "prometheus"

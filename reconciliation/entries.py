@@ -58,6 +58,10 @@ class StatementSummary:
     entries: int = 0
     payments_centimes: int = 0
     returns_centimes: int = 0
+    # Booked movements that are no transfer of ours (pre-funding credits, bank
+    # fees), signed as seen from the account: credits +, debits -. They are not
+    # yielded as entries but still move the balance.
+    other_movements_centimes: int = 0
     notes: list[str] = field(default_factory=list)
 
     def balance_difference(self) -> int | None:
@@ -67,4 +71,4 @@ class StatementSummary:
         if self.opening_balance_centimes is None or self.closing_balance_centimes is None:
             return None
         return (self.opening_balance_centimes - self.payments_centimes + self.returns_centimes
-                - self.closing_balance_centimes)
+                + self.other_movements_centimes - self.closing_balance_centimes)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import BinaryIO, Callable, Iterator
 
+from connectors.iso20022.camt053 import read_camt053
+from connectors.iso20022.camt054 import read_camt054
 from reconciliation import statement_csv
+from reconciliation.mt940 import read_mt940
 from reconciliation.entries import EntryKind, StatementEntry, StatementError, StatementSummary
 
 Reader = Callable[[BinaryIO, StatementSummary], Iterator[StatementEntry]]
@@ -29,7 +32,8 @@ def read_csv(stream: BinaryIO, summary: StatementSummary) -> Iterator[StatementE
     summary.declared_count, summary.declared_total_centimes = trailer.count, trailer.total_centimes
 
 
-READERS: dict[str, Reader] = {"csv": read_csv}
+READERS: dict[str, Reader] = {"csv": read_csv, "camt053": read_camt053, "camt054": read_camt054,
+                           "mt940": read_mt940}
 
 
 def reader(format_name: str) -> Reader:

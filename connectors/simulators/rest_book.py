@@ -109,6 +109,9 @@ class HeldTransfer:
     reason: str | None = None
     service_point: str | None = None
     value_date: str | None = None
+    # cash: the point we were told to pay at, and the code to check at the counter
+    instructed_point: str | None = None
+    withdrawal_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +186,9 @@ class PartnerBook:
                                                          item["currency"]):
                 self._conflicting_duplicates += 1
             return {"reference": reference, "status": held.status, "reason": held.reason}
-        held = HeldTransfer(reference, item["amount_centimes"], item["currency"])
+        held = HeldTransfer(reference, item["amount_centimes"], item["currency"],
+                            instructed_point=item.get("service_point"),
+                            withdrawal_code=item.get("withdrawal_code"))
         self._transfers[reference] = held
         if self._reject_next:
             # Kept (a resend must get the same answer), but never paid.
@@ -209,7 +214,9 @@ class PartnerBook:
                 return None
             return {"reference": held.reference, "status": held.status.value,
                     "amount_centimes": held.amount_centimes, "currency": held.currency,
-                    "reason": held.reason, "service_point": held.service_point}
+                    "reason": held.reason, "service_point": held.service_point,
+                    "instructed_point": held.instructed_point,
+                    "withdrawal_code": held.withdrawal_code}
 
     def statuses(self, references: Sequence[str]) -> dict[str, PartnerStatus]:
         with self._lock:
@@ -316,7 +323,8 @@ class PartnerBook:
 
     def _pay(self, held: HeldTransfer, at: datetime) -> dict[str, Any]:
         held.status = PartnerStatus.PAID
-        held.service_point = f"SP-{self._fate_rng.randint(1, SERVICE_POINT_COUNT):04d}"
+        random_point = f"SP-{self._fate_rng.randint(1, SERVICE_POINT_COUNT):04d}"
+        held.service_point = held.instructed_point or random_point
         held.value_date = at.date().isoformat()
         return self._event(held, at)
 

@@ -2,9 +2,9 @@
 money, a partial unique index for "one live attempt per instruction"."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
-from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey,
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Date, DateTime, ForeignKey,
                         Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint,
                         text)
 from sqlalchemy.dialects.postgresql import JSONB
@@ -125,6 +125,10 @@ class Household(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     household_id: Mapped[str] = mapped_column(String(32), unique=True)
     cin_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # Keyed hashes (console, issue 5): the same phone or payout account (bank
+    # account or wallet number) on several households is flagged at review.
+    phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    account_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     pii: Mapped[bytes] = mapped_column(LargeBinary)
     head_name: Mapped[str] = mapped_column(String(120))
     region_code: Mapped[str] = mapped_column(String(2))
@@ -175,10 +179,14 @@ class PaymentInstruction(Base):
     lines: Mapped[list] = mapped_column(JSONType)
     partner_code: Mapped[str | None] = mapped_column(String(16))
     route_reason: Mapped[str] = mapped_column(String(200))
+    # Every step of the routing decision (issue 3, routing explain).
+    route_explanation_id: Mapped[int | None] = mapped_column(ForeignKey("route_explanations.id"))
     created_at: Mapped[datetime] = _ts()
     __table_args__ = (
         UniqueConstraint("program", "period", "household_pk"),
         CheckConstraint("amount_centimes > 0", name="amount_positive"),
+        # A household's earlier instructions (batch review: its usual amount).
+        Index("ix_payment_instructions_household_pk", "household_pk"),
     )
 
 
@@ -193,6 +201,9 @@ class Batch(Base):
     total_centimes: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     approvals_required: Mapped[int] = mapped_column(Integer)
+    # Sum of its transfers' partner fees (issue 3, routing).
+    fee_total_centimes: Mapped[int] = mapped_column(BigInteger, default=0,
+                                                    server_default=text("0"))
     created_by: Mapped[str] = mapped_column(String(64))
     submitted_by: Mapped[str | None] = mapped_column(String(64))
     released_by: Mapped[str | None] = mapped_column(String(64))
@@ -231,6 +242,8 @@ class Transfer(Base):
     chunk_no: Mapped[int] = mapped_column(Integer, default=0)
     status_reason: Mapped[str | None] = mapped_column(String(200))
     service_point: Mapped[str | None] = mapped_column(String(32))
+    # Cash: the first day the beneficiary may collect at the service point.
+    pickup_from: Mapped[date | None] = mapped_column(Date)
     recon_outcome: Mapped[str | None] = mapped_column(String(48))
     updated_at: Mapped[datetime] = _ts()
     __table_args__ = (

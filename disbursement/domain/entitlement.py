@@ -59,6 +59,8 @@ class ProgramRules:
     rank_band_size: int
     years: dict[int, YearAmounts]
     default_partner_by_region: dict[str, str]
+    # Cash is collected over this many days from the first of the period's month.
+    pickup_window_days: int = 1
 
     def amounts_for(self, year: int) -> YearAmounts:
         try:
@@ -126,6 +128,7 @@ def load_program(path: Path) -> ProgramRules:
         score_max_micro=score_to_micro(data["eligibility_score_max"]),
         max_children=int(data["max_children"]), rank_band_size=int(data["rank_band_size"]),
         years=years, default_partner_by_region=dict(data.get("default_partner_by_region", {})),
+        pickup_window_days=int(data.get("pickup_window_days", 1)),
     )
 
 

@@ -26,8 +26,18 @@ def services() -> Services:
 
 
 def dispatch_chunk(outbox_id: int) -> dict:
+    from disbursement import metrics
     from disbursement.services import dispatch
 
-    result = dispatch.dispatch_chunk(services(), outbox_id)
+    with metrics.job("dispatch_chunk"):
+        result = dispatch.dispatch_chunk(services(), outbox_id)
     return {"outbox_id": outbox_id, "sent": result.sent, "rejected": result.rejected,
             "resolved_unknown": result.resolved_unknown, "skipped": result.skipped}
+
+
+def notify_chunk(outbox_id: int) -> dict:
+    from disbursement.services import notify
+
+    result = notify.notify_chunk(services(), outbox_id)
+    return {"outbox_id": outbox_id, "sent": result.sent, "no_phone": result.no_phone,
+            "skipped": result.skipped}

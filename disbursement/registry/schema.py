@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, TextI
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, pre_load, validates, validates_schema
 
+from disbursement.domain.rib import is_valid_rib, rib_key  # re-exported: the registry's callers import them here
 from disbursement.registry.reader import RawRowError
 
 DEFAULT_REGIONS_PATH = Path(__file__).resolve().parents[2] / "config" / "regions.toml"
@@ -151,15 +152,6 @@ def quote(value: Any) -> str:
     if isinstance(value, Decimal):
         return str(value)
     return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
-
-
-def rib_key(first_22_digits: str) -> str:
-    """The two check digits of a Moroccan RIB (bank 3 + city 3 + account 16)."""
-    return f"{97 - (int(first_22_digits) * 100) % 97:02d}"
-
-
-def is_valid_rib(rib: str) -> bool:
-    return _RIB.fullmatch(rib) is not None and rib_key(rib[:22]) == rib[22:]
 
 
 def _text(value: Any) -> str:

@@ -22,7 +22,7 @@ from disbursement import metrics
 from disbursement.db.bulk import write_rows
 from disbursement.db.models import InboundMessage, Transfer, utcnow
 from disbursement.domain.states import TransferStatus as S
-from disbursement.services import ledger, transitions
+from disbursement.services import latency, ledger, transitions
 from disbursement.services.context import Services
 
 LOOKUP_CHUNK = 5_000
@@ -114,6 +114,7 @@ def apply(svc: Services, partner_code: str, items: list[dict]) -> ConfirmationRe
             group = [it for it in fresh if it["status"] == target.value]
             for tid in _apply_group(session, partner_code, target, group, transfers):
                 entered.setdefault(tid, set()).add(target.value)
+        latencies = latency.sent_to_confirmed_seconds(session, transfers.values(), entered)
         current = transitions.statuses(session, [t[0] for t in transfers.values()])
         for index, item in enumerate(items):
             tid = transfers[item["reference"]][0]
@@ -135,6 +136,7 @@ def apply(svc: Services, partner_code: str, items: list[dict]) -> ConfirmationRe
                         ("stale", report.stale)):
         if count:
             metrics.CONFIRMATIONS.labels(partner=partner_code, outcome=name).inc(count)
+    metrics.observe_confirmation_latency(partner_code, latencies)
     metrics.CONFIRMATION_BATCH_SECONDS.labels(partner=partner_code).observe(
         time.perf_counter() - started)
     return report
@@ -179,6 +181,8 @@ def _apply_group(session: Session, partner_code: str, target: S, group, transfer
             extras)
     if target == S.PAID:
         ledger.post_payments(session, moved, f"{len(moved)} payment(s) confirmed by {partner_code}")
+        metrics.SERVICE_POINT_COLLECTIONS.labels(partner=partner_code).inc(
+            sum(1 for extra in extras if extra["sp"]))
     if target == S.CANCELLED:
         from disbursement.services.cancellation import post_cancellations
 

@@ -55,10 +55,13 @@ class Services:
         return keys
 
     def connector(self, code: str) -> Connector:
-        from connectors.factory import build_connector
+        from connectors.factory import FILE_PROTOCOLS, build_connector, build_file_connector
 
         partner = self.partner(code)
         url = self.settings.partner_urls.get(code, partner.base_url)
+        if partner.protocol in FILE_PROTOCOLS:
+            return build_file_connector(partner, url, self.settings,
+                                        self.settings.connector_timeout_seconds)
         keys = self.partner_keys(code)
         return build_connector(partner, url, keys[0], self.settings.connector_timeout_seconds,
                                verify_keys=keys)

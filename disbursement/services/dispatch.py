@@ -32,7 +32,7 @@ from disbursement.domain.backoff import backoff_seconds
 from disbursement.domain.breaker import Admission
 from disbursement.domain.states import TransferStatus as S
 from disbursement.domain.wallet import load_wallet_rules, normalise_mobile
-from disbursement.services import ledger, partner_health, transitions
+from disbursement.services import ledger, notify, partner_health, transitions
 from disbursement.services.context import Services
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def dispatch_chunk(svc: Services, outbox_id: int) -> DispatchOutcome:
     outcome = DispatchOutcome(outbox_id)
     with svc.uow() as session:
         item = session.get(OutboxItem, outbox_id)
-        if item is None or item.status != "pending":
+        if item is None or item.status != "pending" or item.kind == notify.NOTIFY_KIND:
             outcome.skipped = True
             return outcome
         batch_id, chunk_no = item.batch_id, item.chunk_no
@@ -130,6 +130,7 @@ def _on_failure(svc: Services, outbox_id: int, partner: str, exc: Exception) -> 
 def _pending_rows(session: Session, batch_id: int, chunk_no: int):
     stmt = (select(Transfer.id, Transfer.reference, Transfer.status, Transfer.partner_code,
                    Transfer.amount_centimes, Transfer.currency, Transfer.channel,
+                   Transfer.service_point, Transfer.batch_id, Transfer.chunk_no,
                    Household.head_name, Household.region_code, Household.pii,
                    Household.wallet_tier)
             .join(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)
@@ -197,7 +198,8 @@ def _send(svc: Services, connector: Connector, rows, outcome: DispatchOutcome) -
             channel=row.channel, beneficiary_name=row.head_name, national_id=pii["cin"],
             phone=normalise_mobile(phone) or phone if row.channel == "wallet" else phone,
             account=pii.get("account"), region_code=row.region_code,
-            wallet_tier=row.wallet_tier if row.channel == "wallet" else None))
+            wallet_tier=row.wallet_tier if row.channel == "wallet" else None,
+            **notify.outbound_extras(svc, row)))
     ids = {row.reference: row.id for row in rows}
     try:
         results = connector.send(payload)
@@ -211,13 +213,16 @@ def _send(svc: Services, connector: Connector, rows, outcome: DispatchOutcome) -
     accepted = [ids[r.reference] for r in results if r.status == PartnerStatus.RECEIVED]
     refused = [(ids[r.reference], r.reason) for r in results if r.status == PartnerStatus.REJECTED]
     with svc.uow() as session:
-        outcome.sent += len(transitions.move(session, accepted, S.SENT, source="dispatch",
-                                             actor=connector.partner_code, sources=[S.QUEUED]))
+        moved = transitions.move(session, accepted, S.SENT, source="dispatch",
+                                 actor=connector.partner_code, sources=[S.QUEUED])
+        outcome.sent += len(moved)
+        notify_id = notify.record_work(svc, session, rows[0].batch_id, rows[0].chunk_no, moved)
         for transfer_id, reason in refused:
             outcome.rejected += len(transitions.move(
                 session, [transfer_id], S.REJECTED, source="partner", actor=connector.partner_code,
                 detail=reason, values={"status_reason": (reason or "")[:200]}, sources=[S.QUEUED]))
         session.commit()
+    notify.enqueue(svc, notify_id)
     metrics.TRANSFERS_DISPATCHED.labels(partner=connector.partner_code).inc(outcome.sent)
 
 
@@ -254,14 +259,15 @@ def sweep(svc: Services, include_not_due: bool = False) -> list[int]:
     """Re-enqueues every pending outbox item that is due (its backoff or its
     partner's breaker cooldown is over): rebuilds the work if Redis lost it.
     Safe to run any time because dispatch jobs are idempotent."""
-    stmt = select(OutboxItem.id).where(OutboxItem.status == "pending")
+    stmt = select(OutboxItem.id, OutboxItem.kind).where(OutboxItem.status == "pending")
     if not include_not_due:
         stmt = stmt.where(or_(OutboxItem.next_attempt_at.is_(None),
                               OutboxItem.next_attempt_at <= utcnow()))
     with svc.uow() as session:
-        ids = session.execute(stmt.order_by(OutboxItem.id)).scalars().all()
+        items = session.execute(stmt.order_by(OutboxItem.id)).all()
     from disbursement.jobs import tasks
 
-    for outbox_id in ids:
-        svc.queue.enqueue(tasks.dispatch_chunk, outbox_id)
-    return list(ids)
+    for outbox_id, kind in items:
+        job = tasks.notify_chunk if kind == notify.NOTIFY_KIND else tasks.dispatch_chunk
+        svc.queue.enqueue(job, outbox_id)
+    return [outbox_id for outbox_id, _ in items]

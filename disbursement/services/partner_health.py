@@ -107,3 +107,10 @@ def open_partners(session: Session) -> set[str]:
     sends new batches elsewhere until the breaker closes again."""
     return set(session.execute(select(PartnerBreaker.partner_code).where(
         PartnerBreaker.state != BreakerState.CLOSED.value)).scalars())
+
+
+def breaker_states(session: Session) -> dict[str, str]:
+    """Partner code -> breaker state ("closed", "open", "half_open") for the
+    dashboard and metrics; a partner without a row is closed (callers default
+    absent partners to "closed")."""
+    return {code: view.state for code, view in breaker_state(session).items()}

@@ -20,9 +20,9 @@ from disbursement.db.models import (Batch, Cycle, Household, PaymentInstruction,
                                     TransferEvent, utcnow)
 from disbursement.domain.entitlement import Composition, ProgramRules
 from disbursement.domain.references import new_reference
-from disbursement.domain.routing import route
+from disbursement.domain.routing import Request
 from disbursement.domain.states import BatchStatus, Role, TransferStatus
-from disbursement.services import audit
+from disbursement.services import audit, routing
 from disbursement.services.context import Services
 from disbursement.services.transitions import EVENT_COLUMNS
 from disbursement.services.upsert import insert_ignore
@@ -31,9 +31,11 @@ from disbursement.services.users import Actor
 HOUSEHOLDS_PER_STEP = 5_000
 PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 INSTRUCTION_COLUMNS = ["id", "cycle_id", "program", "period", "household_pk", "amount_centimes",
-                       "currency", "lines", "partner_code", "route_reason", "created_at"]
+                       "currency", "lines", "partner_code", "route_reason", "route_explanation_id",
+                       "created_at"]
 TRANSFER_COLUMNS = ["id", "instruction_id", "batch_id", "reference", "attempt", "partner_code",
-                    "channel", "amount_centimes", "currency", "status", "chunk_no", "updated_at"]
+                    "channel", "amount_centimes", "currency", "fee_centimes", "service_point",
+                    "pickup_from", "status", "chunk_no", "updated_at"]
 
 
 
@@ -54,6 +56,7 @@ class PlanResult:
     instructions_created: int = 0
     unroutable: int = 0
     amount_centimes: int = 0
+    fee_centimes: int = 0
     batches_created: list[int] = field(default_factory=list)
 
 
@@ -62,6 +65,7 @@ class _OpenBatch:
     id: int
     count: int = 0
     total: int = 0
+    fees: int = 0
 
 
 def parse_period(period: str) -> int:
@@ -92,6 +96,7 @@ def plan_cycle(svc: Services, program_code: str, period: str, actor: Actor,
                      {"program": program_code, "period": period,
                       "instructions_created": result.instructions_created,
                       "amount_centimes": result.amount_centimes,
+                      "fee_centimes": result.fee_centimes,
                       "batches": result.batches_created, "unroutable": result.unroutable})
         session.commit()
         return result
@@ -109,7 +114,8 @@ def _new_eligible(session: Session, rules: ProgramRules, program: str, period: s
     """Eligible households without an instruction, in keyset-paginated steps.
     Those already planned are dropped with one lookup per step on the unique
     (program, period, household) index, not an anti-join over the whole cycle."""
-    stmt = (select(Household.id, Household.region_code, Household.channel, Household.partner_code,
+    stmt = (select(Household.id, Household.region_code, Household.province_code,
+                   Household.commune_code, Household.channel, Household.partner_code,
                    Household.children_0_5, Household.children_schooled_6_20,
                    Household.children_unschooled_6_20, Household.disabled_children,
                    Household.orphan, Household.flat_rate)
@@ -140,41 +146,51 @@ class _Planner:
             select(Batch.partner_code, func.max(Batch.seq)).where(Batch.cycle_id == cycle.id)
             .group_by(Batch.partner_code))}
         self.entitle = lru_cache(maxsize=4096)(lambda comp: rules.entitlement(year, comp))
-        self.route = lru_cache(maxsize=4096)(
-            lambda region, channel, chosen: route(svc.partners, rules.default_partner_by_region,
-                                                  region, channel, chosen))
+        # Capacity counters live in the router for the whole run: no per-row query.
+        self.window = routing.pickup_window(result.period, rules.pickup_window_days)
+        self.router = routing.build_router(svc, session, rules, cycle.id, self.window)
+        self.explanations = routing.ExplanationStore(session)
 
     def add(self, households) -> None:
         now = utcnow()
-        instructions, plans = [], []
-        ids = reserve_ids(self.session, PaymentInstruction.__table__, len(households))
-        for instruction_id, h in zip(ids, households):
+        decided = []
+        for h in households:
             ent = self.entitle(Composition(h.children_0_5, h.children_schooled_6_20,
                                            h.children_unschooled_6_20, h.disabled_children,
                                            bool(h.orphan), bool(h.flat_rate)))
-            chosen = self.route(h.region_code, h.channel, h.partner_code)
+            decision = self.router.route(Request(h.region_code, h.province_code, h.commune_code,
+                                                 h.channel, h.partner_code, ent.amount_centimes))
+            decided.append((h, ent, decision))
+        explanation_ids = self.explanations.ids([d.steps for _, _, d in decided])
+        ids = reserve_ids(self.session, PaymentInstruction.__table__, len(households))
+        instructions, plans = [], []
+        for instruction_id, (h, ent, d), explanation_id in zip(ids, decided, explanation_ids):
             instructions.append((
                 instruction_id, self.cycle.id, self.rules.code, self.result.period, h.id,
                 ent.amount_centimes, self.rules.currency,
                 [[line.code, line.amount_centimes] for line in ent.lines],
-                chosen.partner_code, chosen.reason, now))
-            plans.append((instruction_id, h.channel, chosen.partner_code, ent.amount_centimes))
+                d.partner_code, d.reason[:200], explanation_id, now))
+            plans.append((instruction_id, h.channel, d, ent.amount_centimes))
         write_rows(self.session, PaymentInstruction.__table__, INSTRUCTION_COLUMNS, instructions,
                    json_columns=["lines"])
         self.result.eligible_new += len(instructions)
         self.result.instructions_created += len(instructions)
-        routed = [p for p in plans if p[2] is not None]
+        routed = [p for p in plans if p[2].partner_code is not None]
         self.result.unroutable += len(plans) - len(routed)
         transfer_ids = reserve_ids(self.session, Transfer.__table__, len(routed))
         transfers, events = [], []
-        for transfer_id, (instruction_id, channel, partner_code, amount) in zip(transfer_ids, routed):
-            batch = self._batch_for(partner_code)
+        for transfer_id, (instruction_id, channel, d, amount) in zip(transfer_ids, routed):
+            batch = self._batch_for(d.partner_code)
             chunk_no = batch.count // self.svc.settings.chunk_size
             batch.count += 1
             batch.total += amount
+            batch.fees += d.fee_centimes
             self.result.amount_centimes += amount
+            self.result.fee_centimes += d.fee_centimes
+            pickup = self.window[d.pickup_day] if channel == "cash" else None
             transfers.append((transfer_id, instruction_id, batch.id, new_reference(), 1,
-                              partner_code, channel, amount, self.rules.currency,
+                              d.partner_code, channel, amount, self.rules.currency,
+                              d.fee_centimes, d.service_point, pickup,
                               TransferStatus.PENDING_APPROVAL.value, chunk_no, now))
             events.append((transfer_id, now, None, TransferStatus.PENDING_APPROVAL.value,
                            "officer", self.actor.username, "planned"))
@@ -191,7 +207,7 @@ class _Planner:
         self.next_seq[partner_code] = seq
         row = Batch(cycle_id=self.cycle.id, partner_code=partner_code, seq=seq,
                     status=BatchStatus.DRAFT.value, transfer_count=0, total_centimes=0,
-                    currency=self.rules.currency, approvals_required=1,
+                    fee_total_centimes=0, currency=self.rules.currency, approvals_required=1,
                     created_by=self.actor.username)
         self.session.add(row)
         self.session.flush()
@@ -202,7 +218,7 @@ class _Planner:
     def _close(self, batch: _OpenBatch) -> None:
         threshold = self.svc.settings.second_approval_above_centimes
         self.session.execute(update(Batch).where(Batch.id == batch.id).values(
-            transfer_count=batch.count, total_centimes=batch.total,
+            transfer_count=batch.count, total_centimes=batch.total, fee_total_centimes=batch.fees,
             approvals_required=2 if batch.total > threshold else 1))
 
     def close_batches(self) -> None:

@@ -15,10 +15,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from disbursement.db.models import Household, RegistryImport, RegistryImportError, utcnow
+from disbursement.db.models_console import HouseholdAccount
 from disbursement.registry import reader, schema
 from disbursement.services import audit
 from disbursement.services.context import Services
-from disbursement.services.upsert import upsert
+from disbursement.services.upsert import insert_ignore, upsert
 from disbursement.services.users import Actor
 from disbursement.streams import sha256_and_rewind
 from disbursement.domain.states import Role
@@ -111,6 +112,11 @@ def _household_row(svc: Services, rec: schema.HouseholdRecord, import_id: int) -
     return {
         "household_id": rec.household_id,
         "cin_hash": svc.vault.search_hash(rec.cin),
+        # Keyed hashes for the batch review's "same phone / account" flags;
+        # the payout account is the bank account or else the wallet number.
+        "phone_hash": svc.vault.search_hash(rec.phone) if rec.phone else None,
+        "account_hash": (svc.vault.search_hash(rec.account or rec.wallet_phone)
+                         if (rec.account or rec.wallet_phone) else None),
         "pii": svc.vault.seal({"cin": rec.cin, "phone": rec.phone, "account": rec.account,
                                "wallet_phone": rec.wallet_phone}),
         "head_name": rec.head_name, "region_code": rec.region_code,
@@ -129,6 +135,11 @@ def _flush(session: Session, pending: list[dict]) -> None:
     if pending:
         upsert(session, Household.__table__, pending, key=["household_id"],
                keep=["suspended"])
+        accounts = [{"household_id": r["household_id"], "account_hash": r["account_hash"],
+                     "first_seen_at": r["updated_at"]} for r in pending if r["account_hash"]]
+        if accounts:
+            insert_ignore(session, HouseholdAccount.__table__, accounts,
+                          key=["household_id", "account_hash"])
         pending.clear()
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from disbursement.db.models import (Batch, Household, PaymentInstruction, Transfer,
                                     TransferEvent, utcnow)
 from disbursement.domain.references import new_reference
-from disbursement.domain.routing import route
+from disbursement.domain.routing import FeeTableGap, route
 from disbursement.domain.states import LIVE, BatchStatus, Role, TransferStatus as S
 from disbursement.services import audit
 from disbursement.services.context import Services
@@ -121,6 +121,10 @@ def _plan(svc: Services, session: Session, old: Transfer | None,
     if chosen.partner_code is None:
         return (f"no other partner covers region {household.region_code} for {old.channel} "
                 f"(already tried: {', '.join(sorted(tried))})"), None
+    try:
+        svc.partners[chosen.partner_code].fee_for(old.channel, old.amount_centimes)
+    except FeeTableGap as exc:
+        return f"partner {chosen.partner_code}: {exc}", None
     return None, chosen.partner_code
 
 
@@ -139,10 +143,11 @@ def _new_attempt(svc: Services, session: Session, old: Transfer, partner: str, a
         batches[(cycle_id, partner)] = batch
     attempt = session.execute(select(func.max(Transfer.attempt)).where(
         Transfer.instruction_id == old.instruction_id)).scalar_one() + 1
+    fee, _ = svc.partners[partner].fee_for(old.channel, old.amount_centimes)
     new = Transfer(instruction_id=old.instruction_id, batch_id=batch.id,
                    reference=new_reference(), attempt=attempt, partner_code=partner,
                    channel=old.channel, amount_centimes=old.amount_centimes,
-                   currency=old.currency, status=S.PENDING_APPROVAL.value,
+                   currency=old.currency, fee_centimes=fee, status=S.PENDING_APPROVAL.value,
                    chunk_no=batch.transfer_count // svc.settings.chunk_size)
     session.add(new)
     session.flush()          # the partial unique index speaks here

@@ -1,4 +1,5 @@
-"""The Flask application: API under /api/v1, a small console, health and metrics."""
+"""The Flask application: API under /api/v1, the officers' console under
+/console, health and metrics."""
 from __future__ import annotations
 
 import logging
@@ -28,5 +29,14 @@ def create_app(settings: settings_module.Settings | None = None,
     for module in (session, registry, cycles, batches, confirmations, transfers, health, console,
                    partner_ops):
         app.register_blueprint(module.bp)
+    from disbursement.web.api import service_points
+
+    app.register_blueprint(service_points.bp)
+    from disbursement.web import observability
+
+    observability.register(app)
+    from disbursement.web.console import init_app as init_console
+
+    init_console(app)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     return app

@@ -260,3 +260,12 @@ HARNESSES: list[HarnessSpec] = [
     HarnessSpec("rest", rest_harness),
     HarnessSpec("wallet", wallet_harness),
 ]
+
+
+def _file_harnesses() -> list[HarnessSpec]:
+    from tests.conformance.file_harnesses import iso20022_harness, sftp_csv_harness
+
+    return [HarnessSpec("sftp_csv", sftp_csv_harness), HarnessSpec("iso20022", iso20022_harness)]
+
+
+HARNESSES += _file_harnesses()

@@ -26,11 +26,16 @@ pytestmark = pytest.mark.e2e
 
 
 def _services(svc, harness, **overrides):
+    """Services reaching the harness's simulator; jobs run with them too."""
+    from disbursement.jobs import tasks
+
     wanted = harness.service_overrides()
     settings = svc.settings.with_overrides(
         partner_urls={**svc.settings.partner_urls, **wanted["partner_urls"]},
         partner_keys={**svc.settings.partner_keys, **wanted["partner_keys"]}, **overrides)
-    return dataclasses.replace(svc, settings=settings, _queue=None)
+    ours = dataclasses.replace(svc, settings=settings, _queue=None)
+    tasks.use(ours)
+    return ours
 
 
 def _gauge(name: str, **labels) -> float | None:
@@ -72,7 +77,10 @@ def test_breaker_opens_defers_probes_and_closes(pg_svc, tmp_path) -> None:
         item = outbox_item(svc, _batch_of(svc, chunks[1]))
         assert (item.attempts, item.status) == (0, "pending") and item.next_attempt_at
         assert outbox[1] not in dispatch.sweep(svc)
+        svc.queue.drain()                # what the sweeper did enqueue is deferred too
         assert harness.held_count() == 0
+        with svc.uow() as session:
+            assert breaker_state(session)[code].state == "open"
 
         # Cooldown over, partner still down: the one probe fails and reopens.
         _age_breaker(svc, code)

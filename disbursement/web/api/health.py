@@ -1,9 +1,18 @@
+"""Liveness, readiness and Prometheus metrics.
+
+/healthz says the process answers (no dependency is asked: a database outage
+must not get every web process restarted). /readyz says whether this process
+can do useful work: each check is named in the body, and one failure makes it
+503 so a load balancer stops sending traffic here."""
 from __future__ import annotations
+
+import os
 
 from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
+from disbursement import metrics
+from disbursement.services import readiness
 from disbursement.web.auth import services
 
 bp = Blueprint("health", __name__)
@@ -11,30 +20,20 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def live():
-    return jsonify({"status": "ok"})
+    # The pid tells which worker process answered (a gunicorn has several).
+    return jsonify({"status": "ok", "pid": os.getpid()})
 
 
 @bp.get("/readyz")
 def ready():
-    svc = services()
-    checks = {}
-    try:
-        with svc.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:  # reported, not raised: this is the readiness answer
-        checks["database"] = f"error: {type(exc).__name__}"
-    if svc.settings.redis_url:
-        try:
-            from redis import Redis
-            Redis.from_url(svc.settings.redis_url, socket_timeout=2).ping()
-            checks["redis"] = "ok"
-        except Exception as exc:
-            checks["redis"] = f"error: {type(exc).__name__}"
-    ok = all(v == "ok" for v in checks.values())
-    return jsonify({"status": "ok" if ok else "degraded", "checks": checks}), 200 if ok else 503
+    checks = readiness.check(services())
+    ok = all(c["ok"] for c in checks.values())
+    return jsonify({"status": "ready" if ok else "not_ready", "checks": checks}), 200 if ok else 503
 
 
 @bp.get("/metrics")
-def metrics():
-    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+def metrics_view():
+    svc = services()
+    metrics_dir = str(svc.settings.metrics_dir) if svc.settings.metrics_dir else None
+    return Response(generate_latest(metrics.scrape_registry(svc, metrics_dir)),
+                    mimetype=CONTENT_TYPE_LATEST)

@@ -1,0 +1,54 @@
+"""Job functions for work started from the console: importable at module
+level, taking a job id only. A job already done or failed is not run again."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from disbursement.jobs.tasks import services
+from disbursement.services import console_jobs, planning, registry, users
+
+
+def _actor(svc, username: str) -> users.Actor:
+    with svc.uow() as session:
+        return users.actor_by_name(session, username)
+
+
+def _run(job_id: int, work) -> dict:
+    svc = services()
+    job = console_jobs.load(svc, job_id)
+    if job.status in ("done", "failed"):
+        return {"job_id": job_id, "status": job.status}
+    console_jobs.mark(svc, job_id, "running")
+    progress = console_jobs.Progress(svc, job_id)
+    try:
+        result = work(svc, job, _actor(svc, job.created_by), progress)
+    except Exception as exc:
+        # Recorded for the officer, then raised so the queue sees the failure.
+        console_jobs.mark(svc, job_id, "failed", error=f"{type(exc).__name__}: {exc}",
+                          done=progress.done)
+        raise
+    console_jobs.mark(svc, job_id, "done", result=result, done=progress.done)
+    return {"job_id": job_id, "status": "done"}
+
+
+def run_plan(job_id: int) -> dict:
+    def plan(svc, job, actor, progress):
+        result = planning.plan_cycle(svc, job.params["program"], job.params["period"], actor,
+                                     progress=progress)
+        return dataclasses.asdict(result)
+    return _run(job_id, plan)
+
+
+def run_import(job_id: int) -> dict:
+    def import_file(svc, job, actor, progress):
+        path = Path(job.params["path"])
+        try:
+            with path.open("rb") as stream:
+                result = registry.import_households(svc, stream, job.params["filename"], actor,
+                                                    job.params["valid_rows_only"],
+                                                    progress=progress)
+        finally:
+            path.unlink(missing_ok=True)
+        return dataclasses.asdict(result)
+    return _run(job_id, import_file)
