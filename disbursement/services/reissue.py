@@ -61,7 +61,9 @@ def reissue_references(svc: Services, references: list[str], actor: Actor) -> Re
 
 
 def reissue_transfers(svc: Services, transfer_ids: list[int], actor: Actor) -> ReissueReport:
-    actor.require(Role.MAKER)
+    # An approver resolving a reconciliation exception may ask for it too: the
+    # new attempts land in a draft batch that still needs maker-checker.
+    actor.require(Role.MAKER, Role.APPROVER)
     report = ReissueReport()
     with svc.uow() as session:
         unhealthy = open_partners(session)
