@@ -39,6 +39,8 @@ DEMO_STATEMENT_FAULTS = ["--statement-missing-lines", "1", "--statement-extra-li
                          "--statement-altered-lines", "1", "--statement-duplicate-lines", "1"]
 OFFICERS = (("amina.maker", Role.MAKER), ("youssef.approver", Role.APPROVER))
 SECOND_APPROVER = ("khadija.supervisor", Role.APPROVER)
+# Protocols whose simulator is `python -m connectors.simulators.<protocol>` with the same flags.
+HTTP_SIMULATED = ("rest", "wallet")
 
 
 def with_partner_urls(svc: Services, urls: dict[str, str]) -> Services:
@@ -73,9 +75,10 @@ def api_server(svc: Services, host: str, port: int) -> Iterator[str]:
 
 @contextmanager
 def simulator(code: str, port: int, callback_url: str, key: str, seed: int,
-              extra: list[str] = ()) -> Iterator[str]:
+              extra: list[str] = (), protocol: str = "rest") -> Iterator[str]:
     env = {**os.environ, f"SIM_{code}_KEY": key}
-    cmd = [sys.executable, "-m", "connectors.simulators.rest", "--port", str(port),
+    # Every HTTP simulator (rest, wallet) takes the same flags.
+    cmd = [sys.executable, "-m", f"connectors.simulators.{protocol}", "--port", str(port),
            "--partner", code, "--callback-url", callback_url, "--key-env", f"SIM_{code}_KEY",
            "--seed", str(seed), *extra]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -220,8 +223,10 @@ def run_demo(households: int, seed: int = 7, show_progress: bool | None = None) 
     _stop_on_sigterm()
     workdir = Path(tempfile.mkdtemp(prefix="disburse-demo-"))
     scratch = settings_module.load({**os.environ, "DISBURSE_VAR_DIR": str(workdir)})
-    # The demo drives the REST partners; file partners have their own simulators.
-    codes = sorted(c for c, p in load_partners(scratch.config_dir).items() if p.protocol == "rest")
+    # The demo drives the partners with an HTTP simulator (REST and wallet);
+    # file partners have their own simulators.
+    configured = load_partners(scratch.config_dir)
+    codes = sorted(c for c, p in configured.items() if p.protocol in HTTP_SIMULATED)
     keys = {code: secrets.token_hex(32) for code in codes}
     svc = build(_demo_settings(workdir, keys, {}))
     upgrade(svc.engine)
@@ -238,7 +243,8 @@ def run_demo(households: int, seed: int = 7, show_progress: bool | None = None) 
             sims[code] = stack.enter_context(simulator(
                 code, 0, f"{api}/api/v1/partners/{code}/confirmations", keys[code],
                 seed + i, [*faults, "--reject-rate", str(DEMO_FAULTS["reject_rate"]),
-                           "--uncollected-rate", str(DEMO_FAULTS["uncollected_rate"])]))
+                           "--uncollected-rate", str(DEMO_FAULTS["uncollected_rate"])],
+                configured[code].protocol))
         svc = with_partner_urls(svc, sims)
         tasks.use(svc)
 
@@ -279,8 +285,8 @@ def serve(host: str, port: int, with_demo: bool, households: int) -> None:
         sims = {code: stack.enter_context(simulator(
                     code, int(p.base_url.rsplit(":", 1)[1]),
                     f"{api}/api/v1/partners/{code}/confirmations", keys[code], 1,
-                    ["--reject-rate", "0.01", "--uncollected-rate", "0.03"]))
-                for code, p in sorted(svc.partners.items()) if p.protocol == "rest"}
+                    ["--reject-rate", "0.01", "--uncollected-rate", "0.03"], p.protocol))
+                for code, p in sorted(svc.partners.items()) if p.protocol in HTTP_SIMULATED}
         with svc.uow() as session:
             planned = session.execute(select(func.count()).select_from(Cycle)).scalar_one()
         if not planned:

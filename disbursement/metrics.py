@@ -70,6 +70,16 @@ CONFIRMATION_LATENCY = Histogram(
 LEDGER_OUTSTANDING_CENTIMES = Gauge(
     "disburse_ledger_outstanding_centimes", "Released but neither paid nor returned",
     ["partner"], multiprocess_mode="mostrecent")
+
+# --- partners (issue 3): circuit breakers and dead letters (retries: DISPATCH_RETRIES).
+# Set by the process that changes them; "mostrecent" keeps the last write across
+# workers, and every transition writes.
+BREAKER_STATE = Gauge(
+    "disburse_partner_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open",
+    ["partner"], multiprocess_mode="mostrecent")
+DEAD_LETTERS = Gauge(
+    "disburse_dead_letters", "Outbox items whose retries are spent, waiting for an officer",
+    multiprocess_mode="mostrecent")
 # Routing (issue 3): per-point figures come from the API, not from labels.
 SERVICE_POINT_COLLECTIONS = Counter(
     "disburse_service_point_collections_total",

@@ -25,6 +25,12 @@ DISPATCH_CHUNK_TRANSFERS = 2_000
 SECOND_APPROVAL_ABOVE_CENTIMES = 5_000_000_00
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 API_TOKEN_TTL_SECONDS = 8 * 3600
+# partners (issue 3): retries with backoff, dead letters, circuit breaker.
+DISPATCH_MAX_ATTEMPTS = 8            # failed attempts before an outbox item is dead
+RETRY_BASE_SECONDS = 2.0             # first backoff step; doubles per attempt
+RETRY_CAP_SECONDS = 300.0            # no backoff step longer than this
+BREAKER_FAILURE_THRESHOLD = 5        # consecutive failures that open a partner's breaker
+BREAKER_COOLDOWN_SECONDS = 60.0      # open -> half-open (one probe) after this
 # Console (issue 5): an officer is locked out for a while after this many failed logins.
 LOGIN_MAX_FAILURES = 5
 LOGIN_LOCK_SECONDS = 15 * 60
@@ -47,6 +53,12 @@ class Settings:
     partner_keys: Mapping[str, tuple[bytes, ...]] = field(default_factory=dict, repr=False)
     # partner code -> base URL override (simulator ports, production endpoints)
     partner_urls: Mapping[str, str] = field(default_factory=dict)
+    # partners (issue 3)
+    dispatch_max_attempts: int = DISPATCH_MAX_ATTEMPTS
+    retry_base_seconds: float = RETRY_BASE_SECONDS
+    retry_cap_seconds: float = RETRY_CAP_SECONDS
+    breaker_failure_threshold: int = BREAKER_FAILURE_THRESHOLD
+    breaker_cooldown_seconds: float = BREAKER_COOLDOWN_SECONDS
     # --- console (issue 5) ---
     # Signs the officers' session cookie. Empty: the console answers 503 (the API
     # and workers do not need it, so they start without it).
@@ -104,6 +116,9 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return default if raw in (None, "") else int(raw)
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    return default if raw in (None, "") else float(raw)
 GENERATED_SECRETS = ("DISBURSE_DATA_KEY", "DISBURSE_CODE_KEY", "DISBURSE_SESSION_SECRET")
 
 
@@ -176,6 +191,14 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         data_key=base64.b64decode(raw_key),
         partner_keys=partner_keys,
         partner_urls=partner_urls,
+        # partners (issue 3)
+        dispatch_max_attempts=_int(env, "DISPATCH_MAX_ATTEMPTS", DISPATCH_MAX_ATTEMPTS),
+        retry_base_seconds=_float(env, "RETRY_BASE_SECONDS", RETRY_BASE_SECONDS),
+        retry_cap_seconds=_float(env, "RETRY_CAP_SECONDS", RETRY_CAP_SECONDS),
+        breaker_failure_threshold=_int(env, "BREAKER_FAILURE_THRESHOLD",
+                                       BREAKER_FAILURE_THRESHOLD),
+        breaker_cooldown_seconds=_float(env, "BREAKER_COOLDOWN_SECONDS",
+                                        BREAKER_COOLDOWN_SECONDS),
         session_secret=base64.b64decode(env.get("DISBURSE_SESSION_SECRET", "")),
         cookie_secure=env.get("DISBURSE_COOKIE_SECURE", "1") not in ("0", "false", "no"),
         login_max_failures=_int(env, "LOGIN_MAX_FAILURES", LOGIN_MAX_FAILURES),

@@ -11,8 +11,10 @@ from typing import Callable, Protocol
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "disburse"
-RETRY_INTERVALS_SECONDS = [2, 10, 30, 120, 300]
-IN_PROCESS_RETRY_SECONDS = [0.2, 0.5, 1.0, 2.0, 4.0]
+# Exponential backoff with jitter, drawn afresh for every job (issue 3), so
+# jobs that failed together do not retry together.
+RQ_RETRIES, RQ_RETRY_BASE_SECONDS, RQ_RETRY_CAP_SECONDS = 5, 2.0, 300.0
+IN_PROCESS_RETRIES, IN_PROCESS_RETRY_BASE_SECONDS, IN_PROCESS_RETRY_CAP_SECONDS = 5, 0.2, 4.0
 
 
 class JobQueue(Protocol):
@@ -33,8 +35,11 @@ class RQJobQueue:
     def enqueue(self, func: Callable[..., object], *args: object) -> None:
         from rq import Retry
 
-        self.queue.enqueue(func, *args, retry=Retry(max=len(RETRY_INTERVALS_SECONDS),
-                                                    interval=RETRY_INTERVALS_SECONDS))
+        from disbursement.domain.backoff import schedule, whole_seconds
+
+        intervals = whole_seconds(schedule(RQ_RETRIES, RQ_RETRY_BASE_SECONDS,
+                                           RQ_RETRY_CAP_SECONDS))
+        self.queue.enqueue(func, *args, retry=Retry(max=RQ_RETRIES, interval=intervals))
 
     def drain(self, timeout_seconds: float = 600) -> None:
         """Waits until workers have emptied the queue (used by the CLI and tests)."""
@@ -68,8 +73,12 @@ class InProcessJobQueue:
     def _run(self) -> None:
         while True:
             func, args = self._jobs.get()
+            from disbursement.domain.backoff import schedule
+
+            delays = schedule(IN_PROCESS_RETRIES, IN_PROCESS_RETRY_BASE_SECONDS,
+                              IN_PROCESS_RETRY_CAP_SECONDS)
             try:
-                for delay in [*IN_PROCESS_RETRY_SECONDS, None]:
+                for delay in [*delays, None]:
                     try:
                         func(*args)
                         break

@@ -145,10 +145,14 @@ def _family(rng: random.Random, counts: tuple[int, ...], weights: tuple[int, ...
 def _channel(rng: random.Random, index: int, seed: int, phone: str) -> dict[str, str]:
     draw = rng.randrange(100)
     if draw < 75:
-        return {"channel": "cash", "account": "", "wallet_phone": ""}
+        return {"channel": "cash", "account": "", "wallet_phone": "", "wallet_tier": ""}
     if draw < 90:
-        return {"channel": "wallet", "account": "", "wallet_phone": phone or _phone(rng, index, seed)}
-    return {"channel": "bank", "account": make_rib(rng, index), "wallet_phone": ""}
+        # Tier 2 or 3 by position, not by a draw, so the seeded stream (and every
+        # other column of a seeded file) stays what it was before tiers existed.
+        return {"channel": "wallet", "account": "", "wallet_phone": phone or _phone(rng, index, seed),
+                "wallet_tier": "3" if index % 4 == 0 else "2"}
+    return {"channel": "bank", "account": make_rib(rng, index), "wallet_phone": "",
+            "wallet_tier": ""}
 
 
 def make_rib(rng: random.Random, index: int) -> str:

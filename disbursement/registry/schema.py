@@ -40,7 +40,7 @@ COLUMNS: tuple[str, ...] = (
     "household_id", "cin", "head_name", "phone", "region_code", "province_code",
     "commune_code", "score", "children_0_5", "children_schooled_6_20",
     "children_unschooled_6_20", "disabled_children", "orphan", "flat_rate",
-    "channel", "partner_code", "account", "wallet_phone",
+    "channel", "partner_code", "account", "wallet_phone", "wallet_tier",
 )
 _COLUMN_ORDER = {name: index for index, name in enumerate(COLUMNS)}
 _CHILD_COUNTS = ("children_0_5", "children_schooled_6_20", "children_unschooled_6_20")
@@ -108,6 +108,8 @@ class HouseholdRecord:
     partner_code: str | None
     account: str | None  # 24-digit RIB, key checked
     wallet_phone: str | None  # E.164
+    # Bank Al-Maghrib wallet tier (1-3); absent = the lowest (config/wallet.toml).
+    wallet_tier: int | None = None
 
     @property
     def children(self) -> int:
@@ -252,6 +254,16 @@ def _channel(value: Any) -> Channel:
         raise ValidationError(f"must be one of {allowed}, got {quote(text)}") from None
 
 
+WALLET_TIERS = ("1", "2", "3")
+
+
+def _wallet_tier(value: Any) -> int:
+    text = str(value).strip()
+    if text not in WALLET_TIERS:
+        raise ValidationError(f"must be a wallet tier 1, 2 or 3, got {quote(value)}")
+    return int(text)
+
+
 def _rib(value: Any) -> str:
     # RIBs are printed in groups ("007 780 0001234567890123 45").
     text = _text(value)
@@ -290,6 +302,7 @@ class HouseholdSchema(Schema):
         load_default=None)
     account = _Parsed(_rib, load_default=None)
     wallet_phone = _Parsed(_mobile_phone, load_default=None)
+    wallet_tier = _Parsed(_wallet_tier, load_default=None)
 
     def __init__(self, regions: Mapping[str, Region], **kwargs: Any) -> None:
         # marshmallow 4 dropped Schema.context; the regions travel on the instance.

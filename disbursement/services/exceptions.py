@@ -268,15 +268,17 @@ def resolve(svc: Services, exception_id: int, actor: Actor, kind: str, reason: s
 
 
 def _reissue(svc: Services, session: Session, row: ReconException, actor: Actor) -> str:
-    """The re-issue service (branch `partners`) does the re-issue when it is
-    there; until then the decision waits as `reissue_requested`."""
-    try:
-        from disbursement.services import reissue  # type: ignore[attr-defined]
-    except ImportError:
-        return "reissue_requested"
-    if row.transfer_id is None or not hasattr(reissue, "reissue_transfers"):
-        return "reissue_requested"
-    reissue.reissue_transfers(svc, [row.transfer_id], actor)
+    """Re-issues the exception's transfer as a new attempt (in a draft batch, so
+    maker-checker applies before anything is sent). Raises BadResolution, and
+    resolves nothing, when the transfer cannot be re-issued."""
+    from disbursement.services import reissue
+
+    if row.transfer_id is None:
+        raise BadResolution(f"exception {row.id} concerns no transfer: nothing to re-issue")
+    report = reissue.reissue_transfers(svc, [row.transfer_id], actor)
+    if report.refused:
+        raise BadResolution("cannot re-issue: " + "; ".join(
+            f"{r['reference']}: {r['reason']}" for r in report.refused))
     return "resolved"
 
 

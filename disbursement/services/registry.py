@@ -126,6 +126,7 @@ def _household_row(svc: Services, rec: schema.HouseholdRecord, import_id: int) -
         "children_unschooled_6_20": rec.children_unschooled_6_20,
         "disabled_children": rec.disabled_children, "orphan": rec.orphan,
         "flat_rate": rec.flat_rate, "channel": rec.channel, "partner_code": rec.partner_code,
+        "wallet_tier": rec.wallet_tier,
         "import_id": import_id, "updated_at": utcnow(), "suspended": False,
     }
 

@@ -23,10 +23,11 @@ def create_app(settings: settings_module.Settings | None = None,
 
     tasks.use(services)
     errors.register(app)
-    from disbursement.web.api import (batches, confirmations, console, cycles, health, registry,
-                                      session, transfers)
+    from disbursement.web.api import (batches, confirmations, console, cycles, health,
+                                      partner_ops, registry, session, transfers)
 
-    for module in (session, registry, cycles, batches, confirmations, transfers, health, console):
+    for module in (session, registry, cycles, batches, confirmations, transfers, health, console,
+                   partner_ops):
         app.register_blueprint(module.bp)
     from disbursement.web.api import service_points
 

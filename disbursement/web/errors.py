@@ -10,7 +10,10 @@ from connectors.signing import SignatureError
 from disbursement.domain.entitlement import NoRulesForYear
 from disbursement.services.batches import (BatchNotFound, BatchStateConflict, MissingReason,
                                            SelfApprovalRefused)
+from disbursement.services.cancellation import (CancelReasonMissing, CancelRefused,
+                                                PartnerUnavailable, TransferNotFound)
 from disbursement.services.confirmations import BadConfirmation, UnknownReferences
+from disbursement.services.dead_letters import DeadLetterNotFound
 from disbursement.services.context import UnknownPartner
 from disbursement.services.planning import BadPeriod, UnknownProgram
 from disbursement.services.users import AuthenticationFailed, Forbidden
@@ -52,6 +55,12 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int, str]] = [
     (BadReturn, 422, "invalid_return"),
     (UnknownReport, 404, "unknown_report"),
     (ledger_rules.LedgerError, 422, "ledger_rule"),
+    # partners (issue 3)
+    (TransferNotFound, 404, "unknown_reference"),
+    (DeadLetterNotFound, 404, "not_found"),
+    (CancelRefused, 409, "cancel_refused"),
+    (CancelReasonMissing, 422, "reason_required"),
+    (PartnerUnavailable, 503, "partner_unavailable"),
 ]
 
 

@@ -225,6 +225,30 @@ def rest_harness(tmp_path: Path) -> Iterator[Harness]:
             harness.connector.close()  # type: ignore[attr-defined]
 
 
+def _wallet_transfer(reference: str, index: int, channel: str) -> OutboundTransfer:
+    return OutboundTransfer(reference=reference, amount_centimes=50_000 + index * 100,
+                            currency="MAD", channel=channel, beneficiary_name="Khadija Alaoui",
+                            national_id="AB654321", phone=f"+2126{index + 10_000_000:08d}",
+                            account=None, region_code="06", wallet_tier=2)
+
+
+@contextmanager
+def wallet_harness(tmp_path: Path) -> Iterator[Harness]:
+    from connectors.wallet import WalletConnector
+
+    code, key = "MWALLET", "conformance-wallet-key"
+    with callback_receiver() as receiver, RestSimulatorProcess.start(
+            code, receiver.url, key, log_path=tmp_path / "wallet-simulator.log",
+            module="connectors.simulators.wallet") as simulator:
+        harness = HttpSimulatorHarness(
+            "wallet", code, "wallet", key, simulator, receiver,
+            lambda url, k, t: WalletConnector(code, url, k, t), _wallet_transfer)
+        try:
+            yield harness
+        finally:
+            harness.connector.close()  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class HarnessSpec:
     name: str
@@ -234,6 +258,7 @@ class HarnessSpec:
 # One line per protocol. The file-exchange and ISO 20022 harnesses go here too.
 HARNESSES: list[HarnessSpec] = [
     HarnessSpec("rest", rest_harness),
+    HarnessSpec("wallet", wallet_harness),
 ]
 
 

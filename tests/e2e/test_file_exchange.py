@@ -5,6 +5,7 @@ detected, reported, and change nothing."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import subprocess
 import sys
@@ -174,6 +175,10 @@ def test_refused_connections_leave_the_chunk_queued_until_the_partner_is_back(
         file_svc, officers, households_csv, tmp_path):
     with simulator("sftp", PARTNER, tmp_path, "--refuse-connections") as sim:
         svc = pointed_at(file_svc, [sim])
+        # The in-process retries open the partner's circuit breaker; no cooldown,
+        # so each call below is the breaker's probe and reaches the partner.
+        svc = dataclasses.replace(svc, settings=svc.settings.with_overrides(
+            breaker_cooldown_seconds=0))
         tasks.use(svc)
         with svc.uow() as session:
             assert session.execute(select(OutboxItem)).first() is None

@@ -128,7 +128,12 @@ def test_correction_reissue_and_chase_resolutions(queue):
     assert fixed.status_code == 200 and fixed.get_json()["posting_id"]
     reissue = queue.call("POST", f"/api/v1/exceptions/{missing['id']}/resolve", "approver",
                          json={"kind": "reissue", "reason": "never reached the household"})
-    assert reissue.get_json()["status"] == "reissue_requested"
+    # The transfer is paid in our records: re-issuing it could pay twice, so the
+    # resolution is refused and the exception stays in the queue.
+    assert reissue.status_code == 422
+    assert "cannot re-issue" in reissue.get_json()["error"]["message"]
+    still = queue.call("GET", f"/api/v1/exceptions/{missing['id']}", "maker").get_json()
+    assert still["resolution"] is None and still["status"] in ("expected", "open")
     chase = queue.call("POST", f"/api/v1/exceptions/{items[2]['id']}/resolve", "approver",
                        json={"kind": "chase_partner", "reason": "asked BARID for its file"})
     assert (chase.get_json()["status"], chase.get_json()["resolution"]) == ("resolved", "chase_partner")

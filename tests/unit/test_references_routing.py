@@ -147,7 +147,7 @@ CHANNELS = ["cash", "wallet", "bank", "card"]
 
 
 def test_configured_partners_and_program_defaults() -> None:
-    assert set(REAL_PARTNERS) == {"BARID", "CASHPLUS", "WAFACASH", "DAMANE", "CIHBANK"}
+    assert set(REAL_PARTNERS) == {"BARID", "CASHPLUS", "WAFACASH", "DAMANE", "CIHBANK", "MWALLET"}
     assert set(REAL_DEFAULTS) == set(REGIONS[:12])
     for region, code in REAL_DEFAULTS.items():
         assert REAL_PARTNERS[code].covers(region, "cash"), (region, code)

@@ -31,7 +31,7 @@ def a_row(**overrides: object) -> dict[str, object]:
         "phone": "0612345678", "region_code": "06", "province_code": "061", "commune_code": "61001",
         "score": "9.5", "children_0_5": "1", "children_schooled_6_20": "2",
         "children_unschooled_6_20": "0", "disabled_children": "0", "orphan": "0", "flat_rate": "0",
-        "channel": "cash", "partner_code": "", "account": "", "wallet_phone": "",
+        "channel": "cash", "partner_code": "", "account": "", "wallet_phone": "", "wallet_tier": "",
     }
     row.update(overrides)
     return row

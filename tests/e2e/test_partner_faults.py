@@ -1,0 +1,181 @@
+"""One test per partner fault kind not covered elsewhere, over the `live`
+fixture (our API on loopback, REST simulator processes posting signed
+callbacks). Each ends with every transfer in the right state, none paid twice,
+none lost. Covered elsewhere: 5xx and accept-then-timeout and rejections
+(test_dispatch_faults.py), lost requests and NOT_FOUND resends (conformance),
+statement flaws (test_cycle.py)."""
+from __future__ import annotations
+
+import dataclasses
+import socket
+from contextlib import contextmanager
+from typing import Iterator
+
+import pytest
+from sqlalchemy import func, select
+
+from disbursement.db.models import LedgerPosting, OutboxItem, Transfer
+from disbursement.jobs import tasks
+from disbursement.services import batches, dispatch, ledger
+from tests.e2e.test_dispatch_faults import (PARTNER, _approved_batch, _outbox, _sim, _statuses,
+                                            _wait_until)
+
+pytestmark = pytest.mark.e2e
+
+
+def _assert_sound(live, batch_id: int, final: str) -> None:
+    """Every transfer in `final`, held once by the partner, paid at most once,
+    the ledger balanced."""
+    svc = live.svc
+    statuses = _statuses(svc, batch_id)
+    assert set(statuses.values()) == {final}, statuses
+    state = _sim(live, "GET", "/_sim/state")
+    assert state["transfers"] == len(statuses)            # none lost
+    assert state["conflicting_duplicates"] == 0
+    with svc.uow() as session:
+        assert ledger.check(session, "asd", "2026-12").balanced
+    # Paid once: the payments posted add up to exactly the transfers paid.
+    posted, paid = _paid_posting_total(svc, batch_id)
+    assert posted == paid
+    assert _outbox(svc, batch_id).status == "done"
+
+
+def _paid_posting_total(svc, batch_id: int) -> tuple[int, int]:
+    from disbursement.db.models import LedgerLine
+
+    with svc.uow() as session:
+        posted = session.execute(select(func.coalesce(func.sum(LedgerLine.amount_centimes), 0))
+                                 .join(LedgerPosting, LedgerPosting.id == LedgerLine.posting_id)
+                                 .where(LedgerPosting.kind == "payment",
+                                        LedgerPosting.partner_code == PARTNER,
+                                        LedgerLine.account.like("paid:%"))).scalar_one()
+        paid = session.execute(select(func.coalesce(func.sum(Transfer.amount_centimes), 0))
+                               .where(Transfer.partner_code == PARTNER,
+                                      Transfer.status == "paid")).scalar_one()
+    return int(posted), int(paid)
+
+
+def test_latency_slows_but_changes_nothing(live, officers, households_csv) -> None:
+    batch_id = _approved_batch(live.svc, officers, households_csv)
+    _sim(live, "POST", "/_sim/faults", {"latency_ms": 300})
+
+    batches.release(live.svc, batch_id, officers.maker)
+    live.svc.queue.drain()
+    _sim(live, "POST", "/_sim/advance", {"to": "paid"})
+
+    _assert_sound(live, batch_id, "paid")
+    posted, paid = _paid_posting_total(live.svc, batch_id)
+    assert posted == paid > 0
+
+
+@contextmanager
+def blackhole() -> Iterator[str]:
+    """A loopback port whose accept queue is full: connections time out."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        try:
+            filler.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(filler)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for filler in fillers:
+            filler.close()
+        server.close()
+
+
+@pytest.mark.live_settings(connector_timeout_seconds=0.5, breaker_failure_threshold=100)
+def test_a_connection_timeout_is_retried_then_sent_once(live, officers, households_csv) -> None:
+    svc = live.svc
+    batch_id = _approved_batch(svc, officers, households_csv)
+    with blackhole() as unreachable:
+        cut_off = dataclasses.replace(svc, settings=svc.settings.with_overrides(
+            partner_urls={**svc.settings.partner_urls, PARTNER: unreachable}), _queue=None)
+        tasks.use(cut_off)
+        batches.release(cut_off, batch_id, officers.maker)
+        item = _wait_until(lambda: (i := _outbox(svc, batch_id)).attempts >= 1 and i,
+                           "a failed attempt")
+        assert "partner unreachable (ConnectTimeout" in item.last_error
+        assert set(_statuses(svc, batch_id).values()) == {"queued"}
+        tasks.use(svc)                                   # the network is back
+    cut_off.queue.drain()               # the job's own retry now gets through...
+    dispatch.sweep(svc, include_not_due=True)
+    svc.queue.drain()                   # ...and the sweeper's copy finds nothing left
+    _sim(live, "POST", "/_sim/advance", {"to": "paid"})
+
+    _assert_sound(live, batch_id, "paid")
+    assert _sim(live, "GET", "/_sim/state")["duplicate_sends"] == 0
+
+
+def test_duplicate_callbacks_pay_once(live, officers, households_csv) -> None:
+    batch_id = _approved_batch(live.svc, officers, households_csv)
+    _sim(live, "POST", "/_sim/faults", {"duplicate_callbacks": True})
+    batches.release(live.svc, batch_id, officers.maker)
+    live.svc.queue.drain()
+
+    answer = _sim(live, "POST", "/_sim/advance", {"to": "paid"})
+
+    assert _sim(live, "GET", "/_sim/state")["callback_requests"] == 2 * (
+        -(-answer["delivered"] // 500))
+    _assert_sound(live, batch_id, "paid")
+    posted, paid = _paid_posting_total(live.svc, batch_id)
+    assert posted == paid > 0
+
+
+def test_out_of_order_callbacks_end_paid(live, officers, households_csv) -> None:
+    batch_id = _approved_batch(live.svc, officers, households_csv)
+    _sim(live, "POST", "/_sim/faults", {"out_of_order_callbacks": True})
+    batches.release(live.svc, batch_id, officers.maker)
+    live.svc.queue.drain()
+
+    _sim(live, "POST", "/_sim/advance", {"to": "paid"})
+
+    _assert_sound(live, batch_id, "paid")
+    posted, paid = _paid_posting_total(live.svc, batch_id)
+    assert posted == paid > 0
+
+
+def test_uncollected_transfers_expire_and_stay_outstanding(live, officers,
+                                                          households_csv) -> None:
+    batch_id = _approved_batch(live.svc, officers, households_csv)
+    _sim(live, "POST", "/_sim/faults", {"uncollected_rate": 1})
+    batches.release(live.svc, batch_id, officers.maker)
+    live.svc.queue.drain()
+
+    first = _sim(live, "POST", "/_sim/advance", {})
+    assert set(_statuses(live.svc, batch_id).values()) == {"available"}
+    second = _sim(live, "POST", "/_sim/advance", {})
+
+    assert list(first["by_status"]) == ["available"] and list(second["by_status"]) == ["expired"]
+    _assert_sound(live, batch_id, "expired")
+    with live.svc.uow() as session:
+        [balance] = [c for c in ledger.check(session, "asd", "2026-12").cycles
+                     if c.partner == PARTNER]
+    assert balance.paid == 0 and balance.outstanding == balance.released > 0
+
+
+def test_rejections_with_reason_codes_reach_the_transfers(live, officers,
+                                                          households_csv) -> None:
+    batch_id = _approved_batch(live.svc, officers, households_csv)
+    count = len(_statuses(live.svc, batch_id))
+    _sim(live, "POST", "/_sim/reject-next", {"reason_code": "AC04", "count": count})
+    batches.release(live.svc, batch_id, officers.maker)
+    live.svc.queue.drain()
+
+    _assert_sound(live, batch_id, "rejected")
+    with live.svc.uow() as session:
+        reasons = set(session.execute(select(Transfer.status_reason).where(
+            Transfer.batch_id == batch_id)).scalars())
+        outbox = session.execute(select(OutboxItem.status).where(
+            OutboxItem.batch_id == batch_id)).scalar_one()
+    assert reasons == {"AC04 closed account"} and outbox == "done"
+    # Nothing was paid, so nothing was posted as paid.
+    assert _paid_posting_total(live.svc, batch_id) == (0, 0)
