@@ -283,3 +283,16 @@ def test_the_age_filter_agrees_with_each_exceptions_ageing_bucket_at_the_day_bou
             assert listed, age
         with pytest.raises(exceptions.UnknownAge):
             exceptions.list_exceptions(session, age="old")
+
+
+def test_a_refused_reissue_shows_the_services_reason_and_changes_nothing(queue):
+    unknown = next(e for e in _all(queue.svc) if e.type == "unknown_reference")
+    approver = queue["approver"]
+    approver.get(f"/console/exceptions/{unknown.id}")
+    before = _audit_rows(queue.svc)
+    refused = approver.post(f"/console/exceptions/{unknown.id}/resolve",
+                            {"kind": "reissue", "reason": "pay it again", "confirmation": PASSWORD})
+    assert refused.status_code == 422
+    assert "nothing to re-issue" in refused.get_data(as_text=True)
+    assert 'value="pay it again"' in refused.get_data(as_text=True)   # the form is kept
+    assert _exception(queue.svc, unknown.id).status == "open" and _audit_rows(queue.svc) == before
