@@ -24,10 +24,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 from bench import floor
+from bench.database import fresh_database
 from disbursement import settings as settings_module
 from disbursement.db.migrate import upgrade
 from disbursement.db.models import Transfer
@@ -43,16 +43,6 @@ BENCH_DB = "disburse_bench"
 
 def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def _fresh_database(server_url: str) -> str:
-    server = make_url(server_url)
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{BENCH_DB}"'))
-    admin.dispose()
-    return server.set(database=BENCH_DB).render_as_string(hide_password=False)
 
 
 @contextmanager
@@ -102,7 +92,7 @@ def run(households: int, workers: int) -> dict:
               "executemany_rows_per_s": round(floor.measure_executemany_rate(
                   floor.libpq_url(urls["db"]))),
               "trivial_endpoint": floor.measure_trivial_endpoint(5)}
-    db_url = _fresh_database(urls["db"])
+    db_url = fresh_database(urls["db"], BENCH_DB)
     work = Path(tempfile.mkdtemp(prefix="disburse-bench-"))
     keys = {"BARID": secrets.token_hex(16), "CASHPLUS": secrets.token_hex(16),
             "WAFACASH": secrets.token_hex(16)}

@@ -25,8 +25,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = "disburse_bench_recon"
@@ -37,16 +36,6 @@ UNKNOWN_LINES = DUPLICATE_LINES = 500
 
 def log(message: str) -> None:
     print(f"[bench-recon] {message}", file=sys.stderr, flush=True)
-
-
-def _fresh_database(server_url: str) -> str:
-    server = make_url(server_url)
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{BENCH_DB}"'))
-    admin.dispose()
-    return server.set(database=BENCH_DB).render_as_string(hide_password=False)
 
 
 def _amount(i: int) -> int:
@@ -132,6 +121,7 @@ def _rss_kib() -> int:
 
 
 def run(transfers: int) -> dict:
+    from bench.database import fresh_database
     from bench.floor import database_url_from_env, measure_copy_rate
     from disbursement import settings as settings_module
     from disbursement.db.migrate import upgrade
@@ -142,7 +132,7 @@ def run(transfers: int) -> dict:
     server = database_url_from_env()
     log(f"COPY floor, {transfers:,} rows")
     copy_rate = round(measure_copy_rate(server, transfers))
-    url = _fresh_database(server)
+    url = fresh_database(server, BENCH_DB)
     work = Path(tempfile.mkdtemp(prefix="bench-recon-"))
     svc = build(settings_module.load({
         "DATABASE_URL": url, "DISBURSE_VAR_DIR": str(work),
