@@ -29,13 +29,17 @@ from sqlalchemy import func, select
 from bench import floor
 from bench.database import fresh_database
 from disbursement import settings as settings_module
+from disbursement.bootstrap import build
 from disbursement.db.migrate import upgrade
 from disbursement.db.models import Transfer
 from disbursement.demo import create_officers, free_port, simulator, with_partner_urls
 from disbursement.jobs import tasks
-from disbursement.registry.generator import write_csv
-from disbursement.services import batches, ledger, planning, reconcile, registry
-from disbursement.services.context import build
+from disbursement.services.batches import approval as batches
+from disbursement.services.cycles import planning
+from disbursement.services.ledger import postings as ledger
+from disbursement.services.registry import importing as registry
+from disbursement.services.registry.generator import write_csv
+from reconciliation import reconcile
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = "disburse_bench"

@@ -75,7 +75,7 @@ SETUP_SQL = [
 
 
 def setup(svc, transfers: int) -> None:
-    from disbursement.services import ledger
+    from disbursement.services.ledger import postings as ledger
 
     with svc.engine.begin() as conn:
         for statement in SETUP_SQL:
@@ -124,10 +124,12 @@ def run(transfers: int) -> dict:
     from bench.database import fresh_database
     from bench.floor import database_url_from_env, measure_copy_rate
     from disbursement import settings as settings_module
+    from disbursement.bootstrap import build
     from disbursement.db.migrate import upgrade
-    from disbursement.services import ledger, reconcile, users
-    from disbursement.services.context import build
     from disbursement.domain.states import Role
+    from disbursement.services.ledger import postings as ledger
+    from disbursement.services.officers import users
+    from reconciliation import reconcile
 
     server = database_url_from_env()
     log(f"COPY floor, {transfers:,} rows")

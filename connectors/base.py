@@ -63,7 +63,7 @@ class InboundUpdate:
     occurred_at: datetime | None = None
 
     def as_confirmation(self) -> dict:
-        """The shape `disbursement.services.confirmations.apply` takes."""
+        """The shape `disbursement.services.tracking.confirmations.apply` takes."""
         return {"event_id": self.event_id, "reference": self.reference,
                 "status": self.status.value, "occurred_at": self.occurred_at,
                 "reason": self.reason, "service_point": self.service_point}

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from connectors.base import Connector
+from connectors.iso20022_bank import NotificationReader
 from disbursement.domain.routing import Partner
 
 
@@ -34,7 +35,8 @@ def build_connector(partner: Partner, base_url: str, key: bytes, timeout_seconds
 FILE_PROTOCOLS = frozenset({"sftp_csv", "iso20022"})
 
 
-def build_file_connector(partner: Partner, url: str, settings, timeout_seconds: float) -> Connector:
+def build_file_connector(partner: Partner, url: str, settings, timeout_seconds: float,
+                         read_notifications: NotificationReader) -> Connector:
     """Raises SftpConfigError when the partner's SFTP endpoint or secrets are
     missing, BankConfigError when a bank's funding account is not configured."""
     from connectors.sftp import SftpEndpoint
@@ -49,4 +51,4 @@ def build_file_connector(partner: Partner, url: str, settings, timeout_seconds: 
     from connectors.iso20022_bank import Iso20022BankConnector, funding_account
 
     return Iso20022BankConnector(endpoint, funding_account(settings.config_dir, partner.code),
-                                 timeout_seconds)
+                                 read_notifications, timeout_seconds)

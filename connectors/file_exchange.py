@@ -25,7 +25,7 @@ The protocol, as both sides speak it (formats in `connectors.file_format`):
   (acknowledgements, `received`, are not updates: the upload made them `sent`)
   whose event id is the file's checksum plus the line number, so a file read
   twice changes nothing. The collection service records each file it saw
-  (`disbursement.services.file_collection`).
+  (`disbursement.services.dispatch.file_collection`).
 """
 from __future__ import annotations
 
@@ -37,8 +37,15 @@ from datetime import datetime
 from typing import Sequence
 
 from connectors import file_format as ff
-from connectors.base import (AmbiguousOutcome, InboundUpdate, OutboundTransfer, PartnerStatus,
-                             RetryableError, SendResult, TerminalError)
+from connectors.base import (
+    AmbiguousOutcome,
+    InboundUpdate,
+    OutboundTransfer,
+    PartnerStatus,
+    RetryableError,
+    SendResult,
+    TerminalError,
+)
 from connectors.sftp import SftpEndpoint, SftpSession
 
 INBOX = "inbox"

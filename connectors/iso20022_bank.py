@@ -31,18 +31,27 @@ import io
 import tomllib
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import BinaryIO, Callable, Iterator, Sequence
 
-from connectors.base import (InboundUpdate, OutboundTransfer, PartnerStatus, SendResult,
-                             TerminalError)
+from connectors.base import (
+    InboundUpdate,
+    OutboundTransfer,
+    PartnerStatus,
+    SendResult,
+    TerminalError,
+)
 from connectors.file_exchange import PartnerFile
-from connectors.iso20022.camt054 import read_camt054
 from connectors.iso20022.pain001 import Debtor, InitiationHeader, write_pain001
 from connectors.iso20022.pain002 import read_pain002
-from connectors.iso20022.xml import MessageError
 from connectors.sftp import SftpEndpoint, SftpSession
 from disbursement.domain.rib import rib_problem
-from reconciliation.entries import EntryKind, StatementError, StatementSummary
+from disbursement.domain.statements import (
+    EntryKind,
+    StatementEntry,
+    StatementError,
+    StatementSummary,
+)
+from disbursement.iso20022.xml import MessageError
 
 INBOX = "inbox"
 OUTBOX = "outbox"
@@ -51,6 +60,11 @@ KIND_BY_PREFIX = {"pain002": "pain.002", "camt054": "camt.054"}
 # A report's status order: a later report never moves a reference backwards.
 PROGRESS = {PartnerStatus.RECEIVED: 0, PartnerStatus.REJECTED: 1, PartnerStatus.CANCELLED: 1,
             PartnerStatus.AVAILABLE: 1, PartnerStatus.PAID: 2}
+
+
+# Reads a camt.054 notification: reconciliation's reader, handed in by the
+# composition root (a connector never imports reconciliation).
+NotificationReader = Callable[[BinaryIO, StatementSummary], Iterator[StatementEntry]]
 
 
 class BankConfigError(ValueError):
@@ -71,10 +85,12 @@ def funding_account(config_dir: Path, partner_code: str) -> Debtor:
 
 
 class Iso20022BankConnector:
-    def __init__(self, endpoint: SftpEndpoint, debtor: Debtor, timeout_seconds: float = 10.0) -> None:
+    def __init__(self, endpoint: SftpEndpoint, debtor: Debtor, read_notifications: NotificationReader,
+                 timeout_seconds: float = 10.0) -> None:
         self.partner_code = endpoint.partner_code
         self.session = SftpSession(endpoint, timeout_seconds)
         self.debtor = debtor
+        self.read_notifications = read_notifications
 
     def close(self) -> None:
         self.session.close()
@@ -137,7 +153,10 @@ class Iso20022BankConnector:
             data = self.session.read(OUTBOX, name) or b""
             found = PartnerFile(name, kind, hashlib.sha256(data).hexdigest(), data)
             try:
-                (_pain002 if kind == "pain.002" else _camt054)(found)
+                if kind == "pain.002":
+                    _pain002(found)
+                else:
+                    _camt054(found, self.read_notifications)
             except (MessageError, StatementError) as exc:
                 found.error = f"{name}: {exc}"
                 found.updates, found.update_where = [], []
@@ -157,9 +176,9 @@ def _pain002(found: PartnerFile) -> None:
         found.update_where.append(record.locator)
 
 
-def _camt054(found: PartnerFile) -> None:
+def _camt054(found: PartnerFile, read_notifications: NotificationReader) -> None:
     summary = StatementSummary()
-    for entry in read_camt054(io.BytesIO(found.data), summary):
+    for entry in read_notifications(io.BytesIO(found.data), summary):
         found.lines += 1
         found.total_centimes += entry.amount_centimes
         if entry.kind != EntryKind.PAYMENT or entry.status != "BOOK":

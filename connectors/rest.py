@@ -22,9 +22,16 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from connectors import signing
-from connectors.base import (AmbiguousOutcome, BadInboundMessage, InboundUpdate,
-                             OutboundTransfer, PartnerStatus, RetryableError, SendResult,
-                             TerminalError)
+from connectors.base import (
+    AmbiguousOutcome,
+    BadInboundMessage,
+    InboundUpdate,
+    OutboundTransfer,
+    PartnerStatus,
+    RetryableError,
+    SendResult,
+    TerminalError,
+)
 
 # Enough of the partner's error text to diagnose, not enough to flood a log.
 ERROR_TEXT_MAX_CHARS = 300

@@ -19,8 +19,15 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
 from connectors import signing
-from connectors.base import (AmbiguousOutcome, BadInboundMessage, InboundUpdate,
-                             OutboundTransfer, PartnerStatus, SendResult, TerminalError)
+from connectors.base import (
+    AmbiguousOutcome,
+    BadInboundMessage,
+    InboundUpdate,
+    OutboundTransfer,
+    PartnerStatus,
+    SendResult,
+    TerminalError,
+)
 from connectors.rest import RestConnector
 from disbursement.domain.money import format_units
 

@@ -22,13 +22,18 @@ from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from disbursement import settings as settings_module
+from disbursement.bootstrap import Services, build
 from disbursement.db.migrate import upgrade
 from disbursement.db.models import Batch, Cycle, PaymentInstruction, Transfer, User
 from disbursement.domain.routing import load_partners
 from disbursement.domain.states import BatchStatus, Role
 from disbursement.jobs import tasks
-from disbursement.services import batches, ledger, planning, reconcile, registry, users
-from disbursement.services.context import Services, build
+from disbursement.services.batches import approval as batches
+from disbursement.services.cycles import planning
+from disbursement.services.ledger import postings as ledger
+from disbursement.services.officers import users
+from disbursement.services.registry import importing as registry
+from reconciliation import reconcile
 
 DEMO_PERIOD = "2026-12"
 PROGRAM = "asd"
@@ -128,7 +133,7 @@ def create_officers(svc: Services, with_second: bool = False) -> tuple[Officers,
 
 def run_cycle(svc: Services, officers: Officers, sims: dict[str, str], households: int, seed: int,
               workdir: Path, period: str = DEMO_PERIOD, bar=None) -> dict:
-    from disbursement.registry.generator import write_csv
+    from disbursement.services.registry.generator import write_csv
 
     step = bar or (lambda label: None)
     extract = workdir / f"rsu-extract-{period}.csv"

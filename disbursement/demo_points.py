@@ -11,7 +11,7 @@ from typing import Mapping, TextIO
 
 from disbursement.domain.routing import Partner
 from disbursement.domain.service_points import Commune
-from disbursement.services.service_points import COLUMNS
+from disbursement.services.cycles.service_points import COLUMNS
 
 AGENCY_CAPACITY_TRANSFERS = 120
 AGENCY_CAPACITY_CENTIMES = 150_000_00      # 150,000 MAD of cash a day
@@ -60,8 +60,8 @@ def _degrees(micro: int) -> str:
 
 def load_demo_points(svc, actor) -> dict[str, int]:
     """Generates and imports every cash partner's points; returns counts per partner."""
-    from disbursement.services import service_points
-    from disbursement.services.routing import gazetteer
+    from disbursement.services.cycles import service_points
+    from disbursement.services.cycles.routing import gazetteer
 
     communes = gazetteer(svc.settings.config_dir)
     loaded = {}

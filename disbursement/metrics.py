@@ -177,8 +177,9 @@ class ServiceStateCollector:
         }
 
     def _fill(self, f: dict[str, GaugeMetricFamily]) -> None:
-        from disbursement.services import dashboard, partner_health
         from disbursement.domain.states import TransferStatus
+        from disbursement.services.dispatch import partner_health
+        from disbursement.services.monitoring import dashboard
 
         svc = self.svc
         with svc.uow() as session:

@@ -15,7 +15,7 @@ import enum
 from dataclasses import dataclass
 from datetime import date
 
-from reconciliation.entries import EntryKind
+from disbursement.domain.statements import EntryKind
 
 
 class Outcome(enum.StrEnum):

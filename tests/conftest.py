@@ -16,12 +16,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from disbursement import settings as settings_module
+from disbursement.bootstrap import Services, build
 from disbursement.db.migrate import upgrade
 from disbursement.db.models import Base
 from disbursement.domain.states import Role
 from disbursement.jobs import tasks
-from disbursement.services import users
-from disbursement.services.context import Services, build
+from disbursement.services.officers import users
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
@@ -142,7 +142,7 @@ def officers(svc) -> Officers:
 @pytest.fixture
 def households_csv(tmp_path):
     """Factory: a registry extract of n synthetic households."""
-    from disbursement.registry.generator import write_csv
+    from disbursement.services.registry.generator import write_csv
 
     def make(n: int, seed: int = 7, bad_rows: int = 0, name: str = "extract.csv") -> Path:
         path = tmp_path / name

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import IO, Sequence
 
-from connectors.iso20022.writing import DocumentWriter, Spec, iso_datetime
-from connectors.iso20022.xml import CAMT_053, CAMT_054, MessageType, format_centimes
-from reconciliation.entries import EntryKind
+from disbursement.domain.statements import EntryKind
+from disbursement.iso20022.writing import DocumentWriter, Spec, iso_datetime
+from disbursement.iso20022.xml import CAMT_053, CAMT_054, MessageType, format_centimes
 
 # Bank transaction codes (ISO external code set): payments domain, issued
 # credit transfers, domestic credit transfer / its return.

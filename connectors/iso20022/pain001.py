@@ -15,9 +15,16 @@ from datetime import date, datetime
 from typing import IO, Iterator, Sequence
 
 from connectors.base import OutboundTransfer
-from connectors.iso20022.writing import DocumentWriter, Spec, iso_datetime
-from connectors.iso20022.xml import PAIN_001, MessageError, Node, format_centimes, parse_centimes, walk
 from disbursement.domain.rib import bank_code, rib_problem
+from disbursement.iso20022.writing import DocumentWriter, Spec, iso_datetime
+from disbursement.iso20022.xml import (
+    PAIN_001,
+    MessageError,
+    Node,
+    format_centimes,
+    parse_centimes,
+    walk,
+)
 
 MAX35 = 35
 MAX140 = 140

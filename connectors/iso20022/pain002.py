@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import IO, Iterable, Iterator, Sequence
 
 from connectors.base import InboundUpdate, PartnerStatus
-from connectors.iso20022.writing import DocumentWriter, Spec, iso_datetime
-from connectors.iso20022.xml import PAIN_002, MessageError, Node, quote, walk
+from disbursement.iso20022.writing import DocumentWriter, Spec, iso_datetime
+from disbursement.iso20022.xml import PAIN_002, MessageError, Node, quote, walk
 
 _STATUS = re.compile(r"[A-Z]{4}", re.ASCII)
 MAX105 = 105

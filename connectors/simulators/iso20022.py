@@ -24,13 +24,22 @@ from typing import Any
 import click
 from flask import Flask, jsonify, request
 
-from connectors.iso20022.camt_writer import (AccountReport, BookedEntry, BookedTransaction,
-                                             write_camt053, write_camt054)
+from connectors.iso20022.camt_writer import (
+    AccountReport,
+    BookedEntry,
+    BookedTransaction,
+    write_camt053,
+    write_camt054,
+)
 from connectors.iso20022.pain001 import InitiationSummary, read_pain001
-from connectors.iso20022.pain002 import (PaymentInformationStatus, StatusReport,
-                                         TransactionStatus, write_pain002)
-from connectors.iso20022.xml import MessageError
+from connectors.iso20022.pain002 import (
+    PaymentInformationStatus,
+    StatusReport,
+    TransactionStatus,
+    write_pain002,
+)
 from connectors.simulators import file_partner
+from disbursement.iso20022.xml import MessageError
 
 REJECT_CODES = ("AC01", "AC04", "AM04", "MD07")
 FUNDING_ACCOUNT = "230780000123450000001772"

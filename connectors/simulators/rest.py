@@ -28,7 +28,7 @@ from werkzeug.serving import make_server
 
 from connectors import signing
 from connectors.base import PartnerStatus
-from connectors.simulators.rest_book import Faults, FaultError, PartnerBook
+from connectors.simulators.rest_book import FaultError, Faults, PartnerBook
 from connectors.simulators.rest_callbacks import CallbackSender, KeyRing, parse_keys
 from connectors.simulators.rest_statement import render_statement
 

@@ -9,8 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from connectors.simulators.process import (PROJECT_ROOT, SimulatorProcess,  # noqa: F401
-                                           SimulatorStartError)
+from connectors.simulators.process import PROJECT_ROOT, SimulatorProcess, SimulatorStartError  # noqa: F401
 from connectors.simulators.rest import key_env_name
 
 

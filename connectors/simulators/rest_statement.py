@@ -19,7 +19,7 @@ import string
 from datetime import date
 from typing import Callable, Sequence
 
-from connectors.simulators.rest_book import Faults, PaidLine, SERVICE_POINT_COUNT
+from connectors.simulators.rest_book import SERVICE_POINT_COUNT, Faults, PaidLine
 
 HEADER = ("reference", "amount_centimes", "currency", "status", "value_date", "service_point")
 ALTERED_BY_CENTIMES = 100

@@ -18,9 +18,17 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 
 from connectors.base import PartnerStatus
-from connectors.simulators.rest import (MAX_BODY_BYTES, Simulator, _json_list, _json_object,
-                                        add_sim_controls, make_partner_api, rest_command, serve,
-                                        simulator_setup)
+from connectors.simulators.rest import (
+    MAX_BODY_BYTES,
+    Simulator,
+    _json_list,
+    _json_object,
+    add_sim_controls,
+    make_partner_api,
+    rest_command,
+    serve,
+    simulator_setup,
+)
 from connectors.simulators.rest_book import PartnerBook
 from connectors.simulators.rest_callbacks import CallbackSender
 from connectors.simulators.rest_statement import render_statement

@@ -6,7 +6,10 @@ import dataclasses
 from pathlib import Path
 
 from disbursement.jobs.tasks import services
-from disbursement.services import console_jobs, planning, registry, users
+from disbursement.services import progress as console_jobs
+from disbursement.services.cycles import planning
+from disbursement.services.officers import users
+from disbursement.services.registry import importing as registry
 
 
 def _actor(svc, username: str) -> users.Actor:

@@ -7,14 +7,14 @@ from disbursement.jobs.tasks import services
 
 
 def collect_partner_files(partner_code: str) -> dict:
-    from disbursement.services import file_collection
+    from disbursement.services.dispatch import file_collection
 
     return file_collection.collect(services(), partner_code).as_dict()
 
 
 def collect_all_partner_files() -> list[dict]:
     """One collection per file partner; enqueue it on a schedule (cron, rq-scheduler)."""
-    from disbursement.services import file_collection
+    from disbursement.services.dispatch import file_collection
 
     svc = services()
     return [file_collection.collect(svc, code).as_dict()

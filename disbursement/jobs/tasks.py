@@ -5,7 +5,7 @@ mode (and tests) hand theirs in with `use()`.
 """
 from __future__ import annotations
 
-from disbursement.services.context import Services
+from disbursement.bootstrap import Services
 
 _services: Services | None = None
 
@@ -19,7 +19,7 @@ def services() -> Services:
     global _services
     if _services is None:
         from disbursement import settings
-        from disbursement.services.context import build
+        from disbursement.bootstrap import build
 
         _services = build(settings.load())
     return _services
@@ -27,7 +27,7 @@ def services() -> Services:
 
 def dispatch_chunk(outbox_id: int) -> dict:
     from disbursement import metrics
-    from disbursement.services import dispatch
+    from disbursement.services.dispatch import chunks as dispatch
 
     with metrics.job("dispatch_chunk"):
         result = dispatch.dispatch_chunk(services(), outbox_id)
@@ -36,7 +36,7 @@ def dispatch_chunk(outbox_id: int) -> dict:
 
 
 def notify_chunk(outbox_id: int) -> dict:
-    from disbursement.services import notify
+    from disbursement.services.dispatch import notify
 
     result = notify.notify_chunk(services(), outbox_id)
     return {"outbox_id": outbox_id, "sent": result.sent, "no_phone": result.no_phone,
@@ -47,7 +47,8 @@ def run_expiry(as_of: str | None = None) -> dict:
     """The daily expiry job (issue 4): `as_of` is an ISO date, default today."""
     from datetime import date
 
-    from disbursement.services import expiry, users
+    from disbursement.services.officers import users
+    from reconciliation import expiry
 
     day = date.fromisoformat(as_of) if as_of else None
     return expiry.run(services(), users.SYSTEM, day).as_dict()

@@ -7,7 +7,7 @@ import logging
 from flask import Flask
 
 from disbursement import settings as settings_module
-from disbursement.services.context import Services, build
+from disbursement.bootstrap import Services, build
 from disbursement.web import errors
 
 
@@ -23,8 +23,17 @@ def create_app(settings: settings_module.Settings | None = None,
 
     tasks.use(services)
     errors.register(app)
-    from disbursement.web.api import (batches, confirmations, console, cycles, health,
-                                      partner_ops, registry, session, transfers)
+    from disbursement.web.api import (
+        batches,
+        confirmations,
+        console,
+        cycles,
+        health,
+        partner_ops,
+        registry,
+        session,
+        transfers,
+    )
 
     for module in (session, registry, cycles, batches, confirmations, transfers, health, console,
                    partner_ops):

@@ -6,7 +6,7 @@ from functools import wraps
 from flask import current_app, g, request
 
 from disbursement.domain.states import Role
-from disbursement.services import users
+from disbursement.services.officers import users
 from disbursement.web.errors import ApiError
 
 

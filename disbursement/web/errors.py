@@ -7,21 +7,30 @@ from werkzeug.exceptions import HTTPException
 
 from connectors.base import BadInboundMessage
 from connectors.signing import SignatureError
+from disbursement.bootstrap import UnknownPartner
+from disbursement.domain import statements as statement_entries
 from disbursement.domain.entitlement import NoRulesForYear
-from disbursement.services.batches import (BatchNotFound, BatchStateConflict, MissingReason,
-                                           SelfApprovalRefused)
-from disbursement.services.cancellation import (CancelReasonMissing, CancelRefused,
-                                                PartnerUnavailable, TransferNotFound)
-from disbursement.services.confirmations import BadConfirmation, UnknownReferences
-from disbursement.services.dead_letters import DeadLetterNotFound
-from disbursement.services.context import UnknownPartner
-from disbursement.services.planning import BadPeriod, UnknownProgram
-from disbursement.services.users import AuthenticationFailed, Forbidden
-from reconciliation.statement_csv import StatementError
-from reconciliation import entries as statement_entries
-from disbursement.services import exceptions as recon_exceptions, ledger as ledger_rules
-from disbursement.services.returns import BadReturn
-from disbursement.services.reports import UnknownReport
+from disbursement.services.batches.approval import (
+    BatchNotFound,
+    BatchStateConflict,
+    MissingReason,
+    SelfApprovalRefused,
+)
+from disbursement.services.cycles.planning import BadPeriod, UnknownProgram
+from disbursement.services.dispatch.cancellation import (
+    CancelReasonMissing,
+    CancelRefused,
+    PartnerUnavailable,
+    TransferNotFound,
+)
+from disbursement.services.dispatch.dead_letters import DeadLetterNotFound
+from disbursement.services.ledger import postings as ledger_rules
+from disbursement.services.ledger.reports import UnknownReport
+from disbursement.services.officers.users import AuthenticationFailed, Forbidden
+from disbursement.services.tracking.confirmations import BadConfirmation, UnknownReferences
+from reconciliation import exceptions as recon_exceptions
+from reconciliation.readers.csv_statement import StatementError
+from reconciliation.returns import BadReturn
 
 
 class ApiError(Exception):

@@ -10,10 +10,17 @@ from typing import Iterator
 import pyotp
 import pytest
 
-from disbursement.demo import (DEMO_STATEMENT_FAULTS, api_server, free_port, simulator,
-                               with_partner_urls)
+from disbursement.demo import (
+    DEMO_STATEMENT_FAULTS,
+    api_server,
+    free_port,
+    simulator,
+    with_partner_urls,
+)
 from disbursement.domain.states import Role
-from disbursement.services import officers, registry, users
+from disbursement.services.officers import sign_in as officers
+from disbursement.services.officers import users
+from disbursement.services.registry import importing as registry
 from tests.conftest import PARTNER_KEYS, PASSWORD, ROOT
 from tests.support import browser as system_browser
 from tests.support.console import console_services, eligible_rows, write_extract

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import select
 
 from disbursement.db.models import Batch
-from disbursement.db.models_ledger import ReconException
+from disbursement.db.models.ledger import ReconException
 from disbursement.domain.money import format_units
-from disbursement.services import reports
+from disbursement.services.ledger import reports
 from tests.browser.conftest import sign_in
 from tests.conftest import PASSWORD
 
@@ -47,7 +47,8 @@ def _batch_status(site, batch_id: int) -> str:
 def _reconcile(site, batch_id: int) -> None:
     """The released partner's settlement statement, reconciled (test setup:
     the exceptions pages belong to the reconciliation work)."""
-    from disbursement.services import reconcile, users
+    from disbursement.services.officers import users
+    from reconciliation import reconcile
 
     with site.svc.uow() as session:
         partner = session.execute(select(Batch.partner_code).where(Batch.id == batch_id)).scalar_one()

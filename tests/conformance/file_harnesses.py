@@ -12,9 +12,10 @@ from typing import Any, Callable, Iterator, Sequence
 
 from connectors.base import Connector, InboundUpdate, OutboundTransfer, PartnerStatus
 from connectors.iso20022.pain001 import Debtor
-from connectors.simulators.file_process import FileSimulatorProcess
 from connectors.sftp import SftpEndpoint
+from connectors.simulators.file_process import FileSimulatorProcess
 from disbursement.settings import SftpSecrets
+from reconciliation.readers.camt import read_camt054
 from tests.conformance.harness import Harness, unique_reference
 from tests.support.iso20022 import rib
 
@@ -153,7 +154,7 @@ def iso20022_harness(tmp_path: Path) -> Iterator[Harness]:
     with _started("iso20022", "CIHBANK", tmp_path, "--paid-reports", "camt054") as sim:
         harness = FileSimulatorHarness(
             "iso20022", "CIHBANK", "bank", sim,
-            lambda endpoint, timeout: Iso20022BankConnector(endpoint, debtor, timeout),
+            lambda endpoint, timeout: Iso20022BankConnector(endpoint, debtor, read_camt054, timeout),
             _bank_transfer, _faults(lambda kind: f"{kind}_seconds", "duplicate_messages",
                                     "out_of_order_messages"), cancels=False)
         try:

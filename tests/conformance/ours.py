@@ -9,12 +9,21 @@ from typing import Sequence
 from sqlalchemy import select
 
 from connectors.base import OutboundTransfer
-from disbursement.db.models import (Batch, Cycle, Household, LedgerLine, LedgerPosting,
-                                    OutboxItem, PaymentInstruction, RegistryImport, Transfer,
-                                    TransferEvent)
-from disbursement.services import ledger
-from disbursement.services.batches import DISPATCH_KIND
-from disbursement.services.context import Services
+from disbursement.bootstrap import Services
+from disbursement.db.models import (
+    Batch,
+    Cycle,
+    Household,
+    LedgerLine,
+    LedgerPosting,
+    OutboxItem,
+    PaymentInstruction,
+    RegistryImport,
+    Transfer,
+    TransferEvent,
+)
+from disbursement.services.batches.approval import DISPATCH_KIND
+from disbursement.services.ledger import postings as ledger
 
 PROGRAM, PERIOD = "asd", "2026-12"
 

@@ -8,8 +8,9 @@ from collections import Counter
 import pytest
 
 from connectors.base import AmbiguousOutcome, PartnerStatus, TerminalError
-from disbursement.services import confirmations, dispatch
-from disbursement.services.context import Services
+from disbursement.bootstrap import Services
+from disbursement.services.dispatch import chunks as dispatch
+from disbursement.services.tracking import confirmations
 from tests.conformance.harness import Harness
 from tests.conformance.ours import footprint, outbox_item, seed_transfers, statuses
 

@@ -13,9 +13,13 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text
 
+from disbursement.bootstrap import build
 from disbursement.db.models import OutboxItem, Transfer
-from disbursement.services import batches, ledger, planning, reconcile, registry
-from disbursement.services.context import build
+from disbursement.services.batches import approval as batches
+from disbursement.services.cycles import planning
+from disbursement.services.ledger import postings as ledger
+from disbursement.services.registry import importing as registry
+from reconciliation import reconcile
 from tests.conftest import PARTNER_KEYS, _truncate_all, create_officers, make_settings
 
 pytestmark = pytest.mark.e2e

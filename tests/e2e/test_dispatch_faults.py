@@ -12,7 +12,11 @@ from sqlalchemy import select, text
 
 from connectors.simulators.rest_book import REJECT_REASONS
 from disbursement.db.models import Batch, OutboxItem, Transfer, TransferEvent
-from disbursement.services import batches, dispatch, ledger, planning, registry
+from disbursement.services.batches import approval as batches
+from disbursement.services.cycles import planning
+from disbursement.services.dispatch import chunks as dispatch
+from disbursement.services.ledger import postings as ledger
+from disbursement.services.registry import importing as registry
 
 pytestmark = pytest.mark.e2e
 

@@ -15,13 +15,21 @@ import pytest
 from sqlalchemy import select
 
 from connectors.base import PartnerStatus, RetryableError
+from disbursement.bootstrap import Services, build
 from disbursement.db.models import OutboxItem, Transfer, TransferEvent
 from disbursement.jobs import tasks
-from disbursement.services import dispatch, file_collection
-from disbursement.services.context import Services, build
+from disbursement.services.dispatch import chunks as dispatch
+from disbursement.services.dispatch import file_collection
 from tests.conftest import _truncate_all, create_officers, make_settings
-from tests.support.file_partners import (file_partner_config, plan_and_release, pointed_at,
-                                         simulator, snapshot, statuses, wait_until)
+from tests.support.file_partners import (
+    file_partner_config,
+    plan_and_release,
+    pointed_at,
+    simulator,
+    snapshot,
+    statuses,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 

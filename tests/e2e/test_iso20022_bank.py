@@ -9,14 +9,20 @@ import pytest
 from sqlalchemy import select
 
 from connectors.iso20022.pain001 import InitiationSummary, read_pain001
-from connectors.iso20022.schemas import validate
 from disbursement.db.models import Household, PaymentInstruction, Transfer
 from disbursement.domain.rib import is_valid_rib
+from disbursement.iso20022.schemas import validate
 from disbursement.jobs import tasks
-from disbursement.services import file_collection
+from disbursement.services.dispatch import file_collection
 from tests.e2e.test_file_exchange import file_svc, officers  # noqa: F401  (fixtures)
-from tests.support.file_partners import (plan_and_release, pointed_at, simulator, snapshot,
-                                         statuses, wait_until)
+from tests.support.file_partners import (
+    plan_and_release,
+    pointed_at,
+    simulator,
+    snapshot,
+    statuses,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 

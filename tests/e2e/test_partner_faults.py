@@ -16,9 +16,17 @@ from sqlalchemy import func, select
 
 from disbursement.db.models import LedgerPosting, OutboxItem, Transfer
 from disbursement.jobs import tasks
-from disbursement.services import batches, dispatch, ledger
-from tests.e2e.test_dispatch_faults import (PARTNER, _approved_batch, _outbox, _sim, _statuses,
-                                            _wait_until)
+from disbursement.services.batches import approval as batches
+from disbursement.services.dispatch import chunks as dispatch
+from disbursement.services.ledger import postings as ledger
+from tests.e2e.test_dispatch_faults import (
+    PARTNER,
+    _approved_batch,
+    _outbox,
+    _sim,
+    _statuses,
+    _wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 

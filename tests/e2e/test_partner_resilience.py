@@ -11,16 +11,20 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 
-from connectors.base import PartnerStatus as P, RetryableError
+from connectors.base import PartnerStatus as P
+from connectors.base import RetryableError
 from disbursement.db.models import AuditEntry, Batch, Transfer, utcnow
-from disbursement.db.models_partners import PartnerBreaker
-from disbursement.services import (batches, cancellation, dispatch, ledger,
-                                   reissue)
-from disbursement.services.partner_health import breaker_state, open_partners
+from disbursement.db.models.partners import PartnerBreaker
+from disbursement.services.batches import approval as batches
+from disbursement.services.batches import reissue
+from disbursement.services.dispatch import cancellation
+from disbursement.services.dispatch import chunks as dispatch
+from disbursement.services.dispatch.partner_health import breaker_state, open_partners
+from disbursement.services.ledger import postings as ledger
 from disbursement.web.app import create_app
-from tests.conftest import create_officers
 from tests.conformance.harness import rest_harness, wallet_harness
 from tests.conformance.ours import outbox_item, seed_transfers, statuses
+from tests.conftest import create_officers
 
 pytestmark = pytest.mark.e2e
 
@@ -157,7 +161,7 @@ def test_spent_retries_make_a_dead_letter_an_officer_retries(pg_svc, tmp_path) -
 
 
 def _token(svc, username: str) -> str:
-    from disbursement.services import users
+    from disbursement.services.officers import users
 
     with svc.uow() as session:
         token = users.issue_token(session, users.actor_by_name(session, username), 3600)

@@ -19,13 +19,18 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from connectors.base import (AmbiguousOutcome, OutboundTransfer, PartnerStatus,
-                             RetryableError, TerminalError)
+from connectors.base import (
+    AmbiguousOutcome,
+    OutboundTransfer,
+    PartnerStatus,
+    RetryableError,
+    TerminalError,
+)
 from connectors.rest import RestConnector
+from connectors.signing import SignatureError, verify
 from connectors.simulators.rest import key_env_name
 from connectors.simulators.rest_process import PROJECT_ROOT, SimulatorStartError
 from connectors.simulators.rest_process import RestSimulatorProcess as Simulator
-from connectors.signing import SignatureError, verify
 
 pytestmark = pytest.mark.e2e
 

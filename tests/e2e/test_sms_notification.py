@@ -21,14 +21,17 @@ import pytest
 from sqlalchemy import select
 
 from disbursement.db.models import Household, OutboxItem, PaymentInstruction, Transfer
-from disbursement.db.models_routing import Notification, ServicePoint
+from disbursement.db.models.routing import Notification, ServicePoint
 from disbursement.demo import _read_line_within
 from disbursement.demo_points import load_demo_points
 from disbursement.domain.withdrawal import verify, withdrawal_code
 from disbursement.jobs import tasks
-from disbursement.services import batches, dispatch, planning, registry
-from disbursement.services.queries import transfer_view
-from disbursement.services.routing import explain
+from disbursement.services.batches import approval as batches
+from disbursement.services.cycles import planning
+from disbursement.services.cycles.routing import explain
+from disbursement.services.dispatch import chunks as dispatch
+from disbursement.services.registry import importing as registry
+from disbursement.services.tracking.queries import transfer_view
 from tests.conftest import create_officers
 
 pytestmark = pytest.mark.e2e

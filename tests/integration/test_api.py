@@ -11,10 +11,20 @@ import io
 import pytest
 from sqlalchemy import func, select
 
-from disbursement.db.models import (AuditEntry, Batch, BatchDecision, Cycle, Household, LedgerLine,
-                                    OutboxItem, RegistryImport, Transfer, TransferEvent)
+from disbursement.db.models import (
+    AuditEntry,
+    Batch,
+    BatchDecision,
+    Cycle,
+    Household,
+    LedgerLine,
+    OutboxItem,
+    RegistryImport,
+    Transfer,
+    TransferEvent,
+)
 from disbursement.domain.states import Role
-from disbursement.services import audit, users
+from disbursement.services.officers import audit, users
 from disbursement.web.app import create_app
 from tests.conftest import PASSWORD
 

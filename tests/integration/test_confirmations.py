@@ -12,10 +12,19 @@ import pytest
 from sqlalchemy import func, select
 
 from connectors import signing
-from disbursement.db.models import (InboundMessage, LedgerLine, LedgerPosting, Transfer,
-                                    TransferEvent)
+from disbursement.db.models import (
+    InboundMessage,
+    LedgerLine,
+    LedgerPosting,
+    Transfer,
+    TransferEvent,
+)
 from disbursement.domain.states import TransferStatus as S
-from disbursement.services import batches, planning, registry, transitions, users
+from disbursement.services.batches import approval as batches
+from disbursement.services.cycles import planning
+from disbursement.services.officers import users
+from disbursement.services.registry import importing as registry
+from disbursement.services.tracking import transitions
 from disbursement.web.app import create_app
 from tests.conftest import PARTNER_KEYS
 

@@ -10,7 +10,11 @@ from sqlalchemy import select
 
 from disbursement.db.models import Batch
 from disbursement.domain.states import BatchStatus, Role
-from disbursement.services import batches, officers, planning, registry, users
+from disbursement.services.batches import approval as batches
+from disbursement.services.cycles import planning
+from disbursement.services.officers import sign_in as officers
+from disbursement.services.officers import users
+from disbursement.services.registry import importing as registry
 from tests.conftest import PASSWORD
 from tests.support.console import Officer, console_app, eligible_rows, write_extract
 

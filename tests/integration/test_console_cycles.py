@@ -8,9 +8,11 @@ import io
 import pytest
 from sqlalchemy import func, select
 
-from disbursement.db.models_console import ConsoleJob
+from disbursement.db.models.console import ConsoleJob
 from disbursement.domain.states import Role
-from disbursement.services import planning, registry, users
+from disbursement.services.cycles import planning
+from disbursement.services.officers import users
+from disbursement.services.registry import importing as registry
 from tests.conftest import PASSWORD
 from tests.support.console import Officer, console_app, eligible_rows, write_extract
 

@@ -14,10 +14,13 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select, update
 
 from disbursement.db.models import AuditEntry, LedgerLine, utcnow
-from disbursement.db.models_ledger import ReconException
+from disbursement.db.models.ledger import ReconException
 from disbursement.domain.money import format_units
 from disbursement.domain.states import Role
-from disbursement.services import confirmations, exceptions, reconcile, reports, users
+from disbursement.services.ledger import reports
+from disbursement.services.officers import users
+from disbursement.services.tracking import confirmations
+from reconciliation import exceptions, reconcile
 from tests.conftest import PASSWORD, create_officers
 from tests.integration.test_console_review import counted
 from tests.support.console import Officer, console_app

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event
 
 from disbursement.domain.states import Role
-from disbursement.services import users
+from disbursement.services.officers import users
 from tests.conftest import PASSWORD
 from tests.support.console import Officer, build_batch, console_app
 

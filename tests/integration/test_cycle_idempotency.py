@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import func, select, text
 
 from disbursement.db.models import PaymentInstruction, Transfer
-from disbursement.services import planning, registry
+from disbursement.services.cycles import planning
+from disbursement.services.registry import importing as registry
 
 pytestmark = pytest.mark.integration
 

@@ -10,17 +10,23 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Column, Float, MetaData, String, Table, create_engine, event, insert, select
 from sqlalchemy.orm import Session
 
 from disbursement.db.models import Transfer, TransferEvent, as_utc, utcnow
-from disbursement.db.models_ledger import ReconException
+from disbursement.db.models.ledger import ReconException
 from disbursement.domain.states import TransferStatus
-from disbursement.services import batches, dashboard, planning, reconcile, registry, users
+from disbursement.services.batches import approval as batches
+from disbursement.services.cycles import planning
+from disbursement.services.monitoring import dashboard
+from disbursement.services.officers import users
+from disbursement.services.registry import importing as registry
 from disbursement.web.app import create_app
+from reconciliation import reconcile
 
 pytestmark = pytest.mark.integration
 
@@ -231,7 +237,7 @@ def test_portable_percentiles_equal_percentile_cont(samples):
 
 
 def test_an_open_breaker_shows_on_the_dashboard_and_in_metrics(svc, officers):
-    from disbursement.db.models_partners import PartnerBreaker
+    from disbursement.db.models.partners import PartnerBreaker
 
     with svc.uow() as session:
         session.add(PartnerBreaker(partner_code="CASHPLUS", state="open", consecutive_failures=5,

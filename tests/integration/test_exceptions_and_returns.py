@@ -11,10 +11,13 @@ from sqlalchemy import func, select
 
 from connectors import signing
 from disbursement.db.models import AuditEntry, LedgerLine, Transfer, utcnow
-from disbursement.db.models_ledger import Arrears, ReconException
+from disbursement.db.models.ledger import Arrears, ReconException
 from disbursement.domain.states import Role
-from disbursement.services import confirmations, expiry, ledger, reconcile, returns, users
+from disbursement.services.ledger import postings as ledger
+from disbursement.services.officers import users
+from disbursement.services.tracking import confirmations
 from disbursement.web.app import create_app
+from reconciliation import expiry, reconcile, returns
 from tests.conftest import PARTNER_KEYS
 from tests.support.recon_world import build_world, csv_statement
 

@@ -12,9 +12,9 @@ import time
 import pytest
 from sqlalchemy import create_engine
 
+from disbursement.bootstrap import build
 from disbursement.db.migrate import upgrade
 from disbursement.demo import free_port
-from disbursement.services.context import build
 from disbursement.web.app import create_app
 from tests.conftest import PARTNER_KEYS, ROOT, make_settings
 

@@ -9,14 +9,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from disbursement.db.models import LedgerPosting, utcnow
-from disbursement.db.models_ledger import ReconException
-from disbursement.services import (confirmations, exceptions, expiry, ledger, reconcile, returns,
-                                   users)
+from disbursement.db.models.ledger import ReconException
+from disbursement.services.ledger import postings as ledger
+from disbursement.services.officers import users
+from disbursement.services.tracking import confirmations
+from reconciliation import exceptions, expiry, reconcile, returns
 from tests.conftest import _truncate_all, create_officers
 from tests.support.recon_world import PERIOD, PROGRAM, build_world, csv_statement, truth
 

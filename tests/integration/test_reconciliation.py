@@ -12,8 +12,10 @@ import pytest
 from sqlalchemy import func, select
 
 from disbursement.db.models import LedgerLine, ReconItem, Statement, Transfer, utcnow
-from disbursement.db.models_ledger import Arrears, FundReturn, ReconException
-from disbursement.services import confirmations, exceptions, expiry, ledger, reconcile, returns
+from disbursement.db.models.ledger import Arrears, FundReturn, ReconException
+from disbursement.services.ledger import postings as ledger
+from disbursement.services.tracking import confirmations
+from reconciliation import exceptions, expiry, reconcile, returns
 from tests.support.recon_world import build_world, csv_statement, truth
 
 pytestmark = pytest.mark.integration
@@ -165,7 +167,7 @@ def test_the_same_statement_twice_changes_nothing(world, officers):
 
 
 def test_a_bad_line_refuses_the_whole_statement(world, officers):
-    from reconciliation.entries import StatementError
+    from disbursement.domain.statements import StatementError
 
     svc, r = world.svc, world.refs[PARTNER]
     _confirm(world, r[:1], "paid")
@@ -180,7 +182,7 @@ def test_a_bad_line_refuses_the_whole_statement(world, officers):
 
 
 def test_unknown_format_is_refused_by_name(world, officers):
-    from reconciliation.entries import StatementError
+    from disbursement.domain.statements import StatementError
 
     with pytest.raises(StatementError, match="unknown statement format 'pdf'"):
         reconcile.reconcile(world.svc, PARTNER, csv_statement([]), "x.pdf", officers.maker, "pdf")

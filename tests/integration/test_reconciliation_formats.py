@@ -12,13 +12,20 @@ from datetime import date, datetime, timezone
 import pytest
 from sqlalchemy import select
 
-from connectors.iso20022.camt_writer import (AccountReport, BookedEntry, BookedTransaction,
-                                             write_camt053, write_camt054)
+from connectors.iso20022.camt_writer import (
+    AccountReport,
+    BookedEntry,
+    BookedTransaction,
+    write_camt053,
+    write_camt054,
+)
 from disbursement.db.models import ReconItem, Statement
-from disbursement.db.models_ledger import ReconException
-from disbursement.services import confirmations, ledger, reconcile
+from disbursement.db.models.ledger import ReconException
 from disbursement.domain.references import new_reference
-from reconciliation.entries import EntryKind
+from disbursement.domain.statements import EntryKind
+from disbursement.services.ledger import postings as ledger
+from disbursement.services.tracking import confirmations
+from reconciliation import reconcile
 from tests.support.recon_world import build_world, csv_statement
 
 pytestmark = pytest.mark.integration

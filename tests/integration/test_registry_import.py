@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import func, select
 
 from disbursement.db.models import Household, RegistryImport
-from disbursement.services import registry
+from disbursement.services.registry import importing as registry
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,12 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from disbursement.db.models import Cycle, Household, PaymentInstruction, Transfer, as_utc
-from disbursement.db.models_ledger import ReconException
+from disbursement.db.models.ledger import ReconException
 from disbursement.domain.money import parse_units
-from disbursement.services import confirmations, ledger, reconcile, reports
+from disbursement.services.ledger import postings as ledger
+from disbursement.services.ledger import reports
+from disbursement.services.tracking import confirmations
+from reconciliation import reconcile
 from reconciliation.matcher import ageing_bucket
 from tests.conftest import PARTNER_KEYS
 from tests.support.recon_world import PERIOD, PROGRAM, build_world, csv_statement

@@ -6,21 +6,22 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import os
+import subprocess
+import sys
 from collections import Counter
 from datetime import date
 
 import pytest
-import os
-import subprocess
-import sys
 from sqlalchemy import select
 
+from disbursement.bootstrap import Services
 from disbursement.db.models import Batch, Household, PaymentInstruction, Transfer
-from disbursement.db.models_routing import ServicePoint
-from disbursement.registry.generator import generate_households
-from disbursement.registry.schema import COLUMNS as HOUSEHOLD_COLUMNS
-from disbursement.services import planning, registry, service_points
-from disbursement.services.context import Services
+from disbursement.db.models.routing import ServicePoint
+from disbursement.services.cycles import planning, service_points
+from disbursement.services.registry import importing as registry
+from disbursement.services.registry.generator import generate_households
+from disbursement.services.registry.schema import COLUMNS as HOUSEHOLD_COLUMNS
 from tests.conftest import create_officers
 
 pytestmark = pytest.mark.integration
@@ -232,7 +233,7 @@ def test_service_point_api_upload_and_load(pg_svc, tmp_path):
 
 
 def create_officers_maker(svc: Services):
-    from disbursement.services import users
+    from disbursement.services.officers import users
 
     with svc.uow() as session:
         return users.actor_by_name(session, "maker")

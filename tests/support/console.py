@@ -9,9 +9,9 @@ import secrets
 from decimal import Decimal
 from pathlib import Path
 
-from disbursement.registry.generator import generate_households
-from disbursement.registry.schema import COLUMNS
-from disbursement.services.context import Services
+from disbursement.bootstrap import Services
+from disbursement.services.registry.generator import generate_households
+from disbursement.services.registry.schema import COLUMNS
 from disbursement.web.app import create_app
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
@@ -104,9 +104,16 @@ def build_batch(svc: Services, n: int, *, maker: str = "maker", shared_cin: int 
     from datetime import timedelta
 
     from disbursement.db.bulk import reserve_ids, write_rows
-    from disbursement.db.models import (Batch, Cycle, Household, PaymentInstruction,
-                                        RegistryImport, Transfer, utcnow)
-    from disbursement.db.models_console import HouseholdAccount
+    from disbursement.db.models import (
+        Batch,
+        Cycle,
+        Household,
+        PaymentInstruction,
+        RegistryImport,
+        Transfer,
+        utcnow,
+    )
+    from disbursement.db.models.console import HouseholdAccount
     from disbursement.domain.references import new_reference
 
     now = utcnow()

@@ -17,9 +17,11 @@ from sqlalchemy import func, select
 
 from connectors.simulators.file_process import FileSimulatorProcess
 from disbursement import settings as settings_module
+from disbursement.bootstrap import Services
 from disbursement.db.models import Batch, InboundMessage, LedgerLine, Transfer, TransferEvent
-from disbursement.services import batches, planning, registry
-from disbursement.services.context import Services
+from disbursement.services.batches import approval as batches
+from disbursement.services.cycles import planning
+from disbursement.services.registry import importing as registry
 
 ROOT = Path(__file__).resolve().parents[2]
 FILE_PARTNERS = {"DAMANE": "sftp", "CIHBANK": "iso20022"}

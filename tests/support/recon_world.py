@@ -13,12 +13,17 @@ from datetime import date
 from redis import Redis
 from sqlalchemy import func, select
 
+from disbursement.bootstrap import Services
 from disbursement.db.models import Transfer
-from disbursement.db.models_ledger import FundReturn
-from disbursement.domain.states import RELEASED, TransferStatus as S
+from disbursement.db.models.ledger import FundReturn
+from disbursement.domain.states import RELEASED
+from disbursement.domain.states import TransferStatus as S
 from disbursement.jobs.queue import QUEUE_NAME, RQJobQueue
-from disbursement.services import batches, ledger, planning, registry, transitions
-from disbursement.services.context import Services
+from disbursement.services.batches import approval as batches
+from disbursement.services.cycles import planning
+from disbursement.services.ledger import postings as ledger
+from disbursement.services.registry import importing as registry
+from disbursement.services.tracking import transitions
 
 PROGRAM, PERIOD = "asd", "2026-12"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from disbursement.services.cycle_review import line_changes
+from disbursement.services.cycles.review import line_changes
 
 CODES = st.sampled_from(["floor", "child_rank_1_young_or_schooled", "child_rank_2_unschooled",
                          "disabled", "orphan"])

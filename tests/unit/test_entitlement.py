@@ -7,10 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from disbursement.domain.entitlement import (Composition, Entitlement, NoRulesForYear,
-                                             load_program, score_to_micro)
+from disbursement.domain.entitlement import (
+    Composition,
+    Entitlement,
+    NoRulesForYear,
+    load_program,
+    score_to_micro,
+)
 
 RULE_FILE = Path(__file__).resolve().parents[2] / "config" / "programs" / "asd.toml"
 ASD = load_program(RULE_FILE)

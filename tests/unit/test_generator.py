@@ -9,13 +9,26 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from disbursement.registry.generator import (
-    CIN_PREFIXES, PARTNER_CODES, SCORE_THRESHOLD_MICRO, BrokenRow, generate_households, make_rib,
-    write_csv, write_jsonl,
+from disbursement.services.registry.generator import (
+    CIN_PREFIXES,
+    PARTNER_CODES,
+    SCORE_THRESHOLD_MICRO,
+    BrokenRow,
+    generate_households,
+    make_rib,
+    write_csv,
+    write_jsonl,
 )
-from disbursement.registry.reader import iter_raw_rows
-from disbursement.registry.schema import (
-    COLUMNS, Channel, HouseholdRecord, RowError, RowOk, is_valid_rib, load_regions, validate_rows,
+from disbursement.services.registry.reader import iter_raw_rows
+from disbursement.services.registry.schema import (
+    COLUMNS,
+    Channel,
+    HouseholdRecord,
+    RowError,
+    RowOk,
+    is_valid_rib,
+    load_regions,
+    validate_rows,
 )
 
 REGIONS = load_regions()

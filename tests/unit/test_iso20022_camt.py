@@ -13,13 +13,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.iso20022 import schemas
-from connectors.iso20022.camt053 import AccountReport, BookedEntry, BookedTransaction, read_camt053, write_camt053
-from connectors.iso20022.camt054 import read_camt054, write_camt054
-from connectors.iso20022.camt_writer import CamtWriteError
-from connectors.iso20022.xml import CAMT_053, CAMT_054
-from reconciliation.entries import EntryKind, StatementError, StatementSummary
-from reconciliation.formats import reader
+from connectors.iso20022.camt_writer import (
+    AccountReport,
+    BookedEntry,
+    BookedTransaction,
+    CamtWriteError,
+    write_camt053,
+    write_camt054,
+)
+from disbursement.domain.statements import EntryKind, StatementError, StatementSummary
+from disbursement.iso20022 import schemas
+from disbursement.iso20022.xml import CAMT_053, CAMT_054
+from reconciliation.readers import reader
+from reconciliation.readers.camt import read_camt053, read_camt054
 from tests.support.iso20022 import amounts, references, rib
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "statements"

@@ -11,15 +11,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.base import PartnerStatus
-from connectors.iso20022 import schemas
 from connectors.iso20022.pain001 import (
-    Debtor, InitiationError, InitiationHeader, InitiationSummary, read_pain001, write_pain001,
+    Debtor,
+    InitiationError,
+    InitiationHeader,
+    InitiationSummary,
+    read_pain001,
+    write_pain001,
 )
 from connectors.iso20022.pain002 import (
-    ISO_STATUSES, PaymentInformationStatus, StatusReport, TransactionStatus, partner_status,
-    read_pain002, write_pain002,
+    ISO_STATUSES,
+    PaymentInformationStatus,
+    StatusReport,
+    TransactionStatus,
+    partner_status,
+    read_pain002,
+    write_pain002,
 )
-from connectors.iso20022.xml import PAIN_001, PAIN_002, MessageError
+from disbursement.iso20022 import schemas
+from disbursement.iso20022.xml import PAIN_001, PAIN_002, MessageError
 from tests.support.iso20022 import batches, rib, transfer
 
 HEADER = InitiationHeader("MSG-2024-05-0001", "BATCH-17-BANKA", datetime(2024, 5, 1, 9, 30, tzinfo=timezone.utc),

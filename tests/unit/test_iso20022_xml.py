@@ -7,9 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from connectors.iso20022 import schemas
 from connectors.iso20022.pain002 import read_pain002
-from connectors.iso20022.xml import CAMT_053, MessageError, format_centimes, message_type_of, parse_centimes, walk
+from disbursement.iso20022 import schemas
+from disbursement.iso20022.xml import (
+    CAMT_053,
+    MessageError,
+    format_centimes,
+    message_type_of,
+    parse_centimes,
+    walk,
+)
 
 NS = "urn:iso:std:iso:20022:tech:xsd:pain.002.001.11"
 

@@ -4,10 +4,11 @@ before the database is touched."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from disbursement.domain.money import CurrencyMismatch, Money, format_units, parse_units
-from disbursement.services.ledger import UnbalancedPosting, post
+from disbursement.services.ledger.postings import UnbalancedPosting, post
 
 CENTIMES = st.integers(min_value=-10**15, max_value=10**15)
 CURRENCIES = st.sampled_from(["MAD", "EUR", "USD", "XOF"])

@@ -12,10 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from disbursement.domain.references import new_reference
-from reconciliation import mt940
-from reconciliation.entries import EntryKind, StatementError, StatementSummary
-from reconciliation.formats import reader
-from reconciliation.references import find_reference
+from disbursement.domain.statements import EntryKind, StatementError, StatementSummary
+from reconciliation.readers import mt940, reader
+from reconciliation.readers.references import find_reference
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "statements"
 

@@ -6,11 +6,19 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from disbursement.domain.backoff import backoff_seconds, schedule, whole_seconds
-from disbursement.domain.breaker import (Admission, Breaker, BreakerPolicy, BreakerState, admit,
-                                         on_failure, on_success)
+from disbursement.domain.breaker import (
+    Admission,
+    Breaker,
+    BreakerPolicy,
+    BreakerState,
+    admit,
+    on_failure,
+    on_success,
+)
 from disbursement.domain.wallet import load_wallet_rules, normalise_mobile
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"

@@ -6,7 +6,8 @@ import string
 from pathlib import Path
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from disbursement.domain.entitlement import load_program
 from disbursement.domain.references import is_valid_reference, new_reference

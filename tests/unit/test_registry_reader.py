@@ -7,8 +7,12 @@ from decimal import Decimal
 
 import pytest
 
-from disbursement.registry.reader import (
-    MAX_LINE_BYTES, RawRowError, RegistryFileError, detect_format, iter_raw_rows,
+from disbursement.services.registry.reader import (
+    MAX_LINE_BYTES,
+    RawRowError,
+    RegistryFileError,
+    detect_format,
+    iter_raw_rows,
 )
 
 

@@ -9,10 +9,22 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from disbursement.registry.reader import RawRowError
-from disbursement.registry.schema import (
-    COLUMNS, ERROR_REPORT_HEADER, ROW_FIELD, Channel, HouseholdSchema, Region, RegionsConfigError,
-    RowError, RowOk, format_error, is_valid_rib, load_regions, rib_key, validate_row, validate_rows,
+from disbursement.services.registry.reader import RawRowError
+from disbursement.domain.rib import is_valid_rib, rib_key
+from disbursement.services.registry.schema import (
+    COLUMNS,
+    ERROR_REPORT_HEADER,
+    ROW_FIELD,
+    Channel,
+    HouseholdSchema,
+    Region,
+    RegionsConfigError,
+    RowError,
+    RowOk,
+    format_error,
+    load_regions,
+    validate_row,
+    validate_rows,
     write_error_report,
 )
 

@@ -5,15 +5,31 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from disbursement.domain.routing import (FeeTableGap, FeeTier, Partner, PartnerConfigError,
-                                         PartnerDays, Request, Router, _partner, load_partners)
-from disbursement.domain.service_points import (BadOpeningDays, Commune, PointBook, ServicePoint,
-                                                distance_km, load_communes,
-                                                parse_opening_days)
-from disbursement.registry.generator import COMMUNES_PER_PROVINCE
-from disbursement.registry.schema import load_regions
+from disbursement.domain.routing import (
+    FeeTableGap,
+    FeeTier,
+    Partner,
+    PartnerConfigError,
+    PartnerDays,
+    Request,
+    Router,
+    _partner,
+    load_partners,
+)
+from disbursement.domain.service_points import (
+    BadOpeningDays,
+    Commune,
+    PointBook,
+    ServicePoint,
+    distance_km,
+    load_communes,
+    parse_opening_days,
+)
+from disbursement.services.registry.generator import COMMUNES_PER_PROVINCE
+from disbursement.services.registry.schema import load_regions
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 TIERS = (FeeTier(50_000, 800), FeeTier(100_000, 1_600), FeeTier(200_000, 2_400))

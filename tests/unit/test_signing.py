@@ -2,11 +2,21 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from connectors.signing import (MAX_CLOCK_SKEW_SECONDS, NONCE_HEADER, SIGNATURE_HEADER,
-                                TIMESTAMP_HEADER, MemoryNonces, ReplayError, SignatureError,
-                                request_target, sign, verify)
+from connectors.signing import (
+    MAX_CLOCK_SKEW_SECONDS,
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    MemoryNonces,
+    ReplayError,
+    SignatureError,
+    request_target,
+    sign,
+    verify,
+)
 
 KEY = b"current-key"
 OLD_KEY = b"previous-key"

@@ -7,12 +7,26 @@ import io
 from datetime import date, timedelta
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from reconciliation.entries import EntryKind
-from reconciliation.matcher import (EXCEPTIONS, Action, Decision, KnownTransfer, Outcome,
-                                    ageing_bucket, match_entry)
-from reconciliation.statement_csv import HEADER, StatementError, StatementLine, Trailer, read_lines
+from disbursement.domain.statements import EntryKind
+from reconciliation.matcher import (
+    EXCEPTIONS,
+    Action,
+    Decision,
+    KnownTransfer,
+    Outcome,
+    ageing_bucket,
+    match_entry,
+)
+from reconciliation.readers.csv_statement import (
+    HEADER,
+    StatementError,
+    StatementLine,
+    Trailer,
+    read_lines,
+)
 
 HEADER_ROW = "reference,amount_centimes,currency,status,value_date,service_point"
 ROW_1 = "D1234567890ABCX,70000,MAD,paid,2026-12-05,SP-0001"

@@ -5,12 +5,21 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from disbursement.domain.states import (CLOSED_ATTEMPT, LIVE, RELEASED, TERMINAL, TRANSITIONS,
-                                        IllegalTransition, TransferStatus, allowed_sources,
-                                        check_transition)
+from disbursement.domain.states import (
+    CLOSED_ATTEMPT,
+    LIVE,
+    RELEASED,
+    TERMINAL,
+    TRANSITIONS,
+    IllegalTransition,
+    TransferStatus,
+    allowed_sources,
+    check_transition,
+)
 
 S = TransferStatus
 ALLOWED = sorted((src, tgt) for src, targets in TRANSITIONS.items() for tgt in targets)

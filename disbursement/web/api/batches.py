@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from disbursement.db.models import Batch, BatchDecision, Cycle
 from disbursement.domain.states import Role
-from disbursement.services import batches
+from disbursement.services.batches import approval as batches
 from disbursement.web.auth import require, services
 from disbursement.web.errors import ApiError
 

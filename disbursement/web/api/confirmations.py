@@ -8,10 +8,11 @@ from flask import Blueprint, g, jsonify, request
 
 from connectors import signing
 from disbursement.domain.states import Role
-from disbursement.services import confirmations, reconcile
-from disbursement.services.nonces import DatabaseNonces
+from disbursement.services.tracking import confirmations
+from disbursement.services.tracking.nonces import DatabaseNonces
 from disbursement.web.auth import require, services
 from disbursement.web.errors import ApiError
+from reconciliation import reconcile
 
 bp = Blueprint("partners", __name__, url_prefix="/api/v1/partners")
 

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from disbursement.db.models import Batch, Cycle, Transfer
 from disbursement.domain.states import Role
-from disbursement.services import planning
+from disbursement.services.cycles import planning
 from disbursement.web.auth import require, services
 from disbursement.web.errors import ApiError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from disbursement.domain.states import Role
-from disbursement.services.dashboard import snapshot_for
+from disbursement.services.monitoring.dashboard import snapshot_for
 from disbursement.web.auth import require, services
 
 bp = Blueprint("dashboard", __name__, url_prefix="/api/v1/dashboard")

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from disbursement import metrics
-from disbursement.services import readiness
+from disbursement.services.monitoring import readiness
 from disbursement.web.auth import services
 
 bp = Blueprint("health", __name__)

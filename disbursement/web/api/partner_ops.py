@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify, request
 
 from disbursement.domain.states import Role
-from disbursement.services import cancellation, dead_letters
-from disbursement.services.partner_health import breaker_state
+from disbursement.services.dispatch import cancellation, dead_letters
+from disbursement.services.dispatch.partner_health import breaker_state
 from disbursement.web.auth import require, services
 
 bp = Blueprint("partner_ops", __name__, url_prefix="/api/v1")

@@ -9,10 +9,12 @@ from flask import Blueprint, g, jsonify, request, send_file
 
 from connectors import signing
 from disbursement.domain.states import Role
-from disbursement.services import exceptions, ledger, reports, returns
-from disbursement.services.nonces import DatabaseNonces
+from disbursement.services.ledger import postings as ledger
+from disbursement.services.ledger import reports
+from disbursement.services.tracking.nonces import DatabaseNonces
 from disbursement.web.auth import require, services
 from disbursement.web.errors import ApiError
+from reconciliation import exceptions, returns
 
 bp = Blueprint("recon", __name__, url_prefix="/api/v1")
 partner_bp = Blueprint("partner_returns", __name__, url_prefix="/api/v1/partners")

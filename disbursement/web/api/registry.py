@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from disbursement.db.models import RegistryImport
 from disbursement.domain.states import Role
-from disbursement.services import registry
+from disbursement.services.registry import importing as registry
 from disbursement.web.auth import require, services
 from disbursement.web.errors import ApiError
 

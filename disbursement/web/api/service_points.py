@@ -7,7 +7,7 @@ from datetime import date
 from flask import Blueprint, g, jsonify, request
 
 from disbursement.domain.states import Role
-from disbursement.services import service_points as sp
+from disbursement.services.cycles import service_points as sp
 from disbursement.web.auth import require, services
 from disbursement.web.errors import ApiError
 

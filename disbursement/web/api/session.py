@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from disbursement.services import users
+from disbursement.services.officers import users
 from disbursement.web.auth import services
 from disbursement.web.errors import ApiError
 

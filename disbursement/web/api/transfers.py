@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from disbursement.services.queries import transfer_view
+from disbursement.services.tracking.queries import transfer_view
 from disbursement.web.auth import require, services
 from disbursement.web.errors import ApiError
 

@@ -36,9 +36,16 @@ def init_app(app: Flask) -> None:
         WTF_CSRF_TIME_LIMIT=SESSION_HOURS * 3600,
     )
     csrf.init_app(app)
-    from disbursement.web.console import (guard, views_batches, views_cycles,  # noqa: F401
-                                          views_dashboard, views_session, views_transfers)
-    from disbursement.web.console import views_exceptions, views_reports  # noqa: F401
+    from disbursement.web.console import (  # noqa: F401  # noqa: F401
+        guard,
+        views_batches,
+        views_cycles,
+        views_dashboard,
+        views_exceptions,
+        views_reports,
+        views_session,
+        views_transfers,
+    )
 
     app.register_blueprint(bp)
     app.jinja_env.filters["mad"] = format_units

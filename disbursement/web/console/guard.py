@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import (abort, current_app, g, redirect, render_template, request, session,
-                   url_for)
+from flask import abort, current_app, g, redirect, render_template, request, session, url_for
 
 from disbursement.domain.states import Role
-from disbursement.services import users
+from disbursement.services.officers import users
 from disbursement.web.console import bp, csrf
 
 # Roles that may read national IDs, phones and accounts in clear.

@@ -6,10 +6,17 @@ from sqlalchemy import func, select
 
 from disbursement.db.models import Batch, Transfer
 from disbursement.domain.states import BatchStatus, Role, TransferStatus
-from disbursement.services import batches, officers, review
+from disbursement.services.batches import approval as batches
+from disbursement.services.batches import review
+from disbursement.services.officers import sign_in as officers
 from disbursement.web.console import bp
-from disbursement.web.console.guard import (has_role, may_see_personal_data, not_found,
-                                            services, signed_in)
+from disbursement.web.console.guard import (
+    has_role,
+    may_see_personal_data,
+    not_found,
+    services,
+    signed_in,
+)
 from disbursement.web.errors import STATUS_BY_ERROR
 
 # Transfer states a dispatch has finished with, for the progress bar.

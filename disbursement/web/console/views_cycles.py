@@ -9,8 +9,9 @@ from sqlalchemy import select
 
 from disbursement.db.models import Cycle
 from disbursement.domain.states import Role
-from disbursement.registry import reader
-from disbursement.services import console_jobs, cycle_review
+from disbursement.services import progress as console_jobs
+from disbursement.services.cycles import review as cycle_review
+from disbursement.services.registry import reader
 from disbursement.web.console import bp
 from disbursement.web.console.guard import not_found, services, signed_in
 

@@ -8,10 +8,11 @@ from flask import flash, g, redirect, render_template, request, url_for
 
 from disbursement.domain.money import parse_units
 from disbursement.domain.states import Role
-from disbursement.services import exceptions, officers
+from disbursement.services.officers import sign_in as officers
 from disbursement.web.console import bp
 from disbursement.web.console.guard import has_role, not_found, services, signed_in
 from disbursement.web.console.views_batches import DECISION_ERRORS, _status_of
+from reconciliation import exceptions
 
 READERS = (Role.MAKER, Role.APPROVER, Role.AUDITOR)
 FILTERS = ("type", "partner", "status", "age")

@@ -7,7 +7,8 @@ import io
 from flask import render_template, request, send_file
 
 from disbursement.domain.states import Role
-from disbursement.services import cycle_review, reports
+from disbursement.services.cycles import review as cycle_review
+from disbursement.services.ledger import reports
 from disbursement.web.console import bp
 from disbursement.web.console.guard import services, signed_in
 

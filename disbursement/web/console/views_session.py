@@ -6,7 +6,8 @@ from sqlalchemy import select
 
 from disbursement.db.models import Batch, Cycle
 from disbursement.domain.states import BatchStatus, Role
-from disbursement.services import officers, users
+from disbursement.services.officers import sign_in as officers
+from disbursement.services.officers import users
 from disbursement.web.console import bp
 from disbursement.web.console.guard import safe_next, services, signed_in
 

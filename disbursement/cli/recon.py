@@ -1,0 +1,227 @@
+"""Reconciliation, ledger, exceptions, expiry and reports (issue 4).
+
+    disburse reconcile --partner P --statement FILE [--format csv|camt053|camt054|mt940]
+    disburse ledger check [--program P] [--period YYYY-MM] [--cycle ID] [--json]
+    disburse exceptions list|counts|show|resolve
+    disburse expiry run [--as-of YYYY-MM-DD]
+    disburse arrears list --program P
+    disburse report KIND (--cycle ID | --program P --period YYYY-MM) --format csv|xlsx|json --out FILE
+"""
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+
+from disbursement.domain.money import format_units
+
+
+def _cli():
+    from disbursement.cli import main as cli
+
+    return cli
+
+
+def _as_of(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not YYYY-MM-DD") from None
+
+
+def register(main: click.Group) -> None:
+    """Adds this area's commands to `disburse`."""
+    from reconciliation.readers import READERS
+
+    @main.command("reconcile")
+    @click.option("--partner", required=True)
+    @click.option("--statement", "statement", required=True,
+                  type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--format", "format_name", default="csv", show_default=True,
+                  help=f"statement format ({', '.join(sorted(READERS))} and any reader registered)")
+    @click.pass_obj
+    def reconcile_command(obj, partner: str, statement: Path, format_name: str) -> None:
+        """Match a partner's statement against our transfers."""
+        from reconciliation import reconcile
+
+        actor = obj.actor()
+        with statement.open("rb") as stream:
+            report = _cli()._domain_call(lambda: reconcile.reconcile(
+                obj.svc, partner, stream, statement.name, actor, format_name))
+        click.echo(json.dumps(report.as_dict(), indent=2))
+
+    @main.group()
+    def ledger() -> None:
+        """The double-entry ledger."""
+
+    @ledger.command("check")
+    @click.option("--program")
+    @click.option("--period", help="YYYY-MM")
+    @click.option("--cycle", "cycle_id", type=int, help="a cycle id (instead of program + period)")
+    @click.option("--json", "as_json", is_flag=True)
+    @click.pass_obj
+    def ledger_check(obj, program: str | None, period: str | None, cycle_id: int | None,
+                     as_json: bool) -> None:
+        """Prove released = paid + returned + outstanding (+ corrections) per cycle
+        and partner, every posting balanced, and the ledger agreeing with the
+        transfers; exit 4 naming the difference when not."""
+        from disbursement.services.ledger import postings as ledger_service
+        from disbursement.services.ledger import reports
+
+        with obj.svc.uow() as session:
+            if cycle_id is not None:
+                where = _cli()._domain_call(lambda: reports.scope(session, cycle_id))
+                program, period = where.program, where.period
+            report = ledger_service.check(session, program, period)
+        if as_json:
+            click.echo(json.dumps(report.as_dict(), indent=2))
+        else:
+            _print_ledger(report)
+        if not report.balanced:
+            sys.exit(_cli().EXIT_CHECK_FAILED)
+
+    @main.group("exceptions")
+    def exceptions_group() -> None:
+        """The reconciliation exceptions queue."""
+
+    @exceptions_group.command("list")
+    @click.option("--type", "type_")
+    @click.option("--partner")
+    @click.option("--status", type=click.Choice(["expected", "open", "resolved",
+                                                 "reissue_requested"]))
+    @click.option("--after", default=0, show_default=True, help="keyset: last id seen")
+    @click.option("--limit", default=100, show_default=True)
+    @click.pass_obj
+    def exceptions_list(obj, type_, partner, status, after: int, limit: int) -> None:
+        """One page of exceptions (JSON lines), then the `--after` of the next."""
+        from reconciliation import exceptions
+
+        actor = obj.actor()
+        actor.require(*_readers())
+        with obj.svc.uow() as session:
+            page, next_after = exceptions.list_exceptions(
+                session, type=type_, partner=partner, status=status, after=after, limit=limit)
+        for item in page:
+            click.echo(json.dumps(item.as_dict()))
+        click.echo(json.dumps({"next_after": next_after}), err=True)
+
+    @exceptions_group.command("counts")
+    @click.option("--partner")
+    @click.option("--status")
+    @click.pass_obj
+    def exceptions_counts(obj, partner, status) -> None:
+        """Exceptions by type: count and signed amount."""
+        from reconciliation import exceptions
+
+        obj.actor().require(*_readers())
+        with obj.svc.uow() as session:
+            click.echo(json.dumps(exceptions.counts_by_type(session, partner=partner,
+                                                            status=status), indent=2))
+
+    @exceptions_group.command("resolve")
+    @click.argument("exception_id", type=int)
+    @click.option("--kind", required=True,
+                  type=click.Choice(["write_off", "correction_posting", "reissue", "chase_partner"]))
+    @click.option("--reason", required=True)
+    @click.option("--amount-centimes", type=int, help="signed amount of a correction posting")
+    @click.option("--program", help="for an exception that concerns no transfer")
+    @click.option("--period", help="for an exception that concerns no transfer")
+    @click.pass_obj
+    def exceptions_resolve(obj, exception_id: int, kind: str, reason: str,
+                           amount_centimes: int | None, program, period) -> None:
+        """Resolve one exception (approver), audited."""
+        from reconciliation import exceptions
+
+        actor = obj.actor()
+        view = _cli()._domain_call(lambda: exceptions.resolve(
+            obj.svc, exception_id, actor, kind, reason, amount_centimes=amount_centimes,
+            program=program, period=period))
+        click.echo(json.dumps(view.as_dict(), indent=2))
+
+    @main.group()
+    def expiry() -> None:
+        """Transfers not collected in time."""
+
+    @expiry.command("run")
+    @click.option("--as-of", help="YYYY-MM-DD (default: today, UTC)")
+    @click.pass_obj
+    def expiry_run(obj, as_of: str | None) -> None:
+        """Expire transfers older than their program's window (also the daily job)."""
+        from reconciliation import expiry as expiry_service
+
+        actor = obj.actor()
+        report = expiry_service.run(obj.svc, actor, _as_of(as_of))
+        click.echo(json.dumps(report.as_dict()))
+
+    @main.group()
+    def arrears() -> None:
+        """Households whose transfer came back."""
+
+    @arrears.command("list")
+    @click.option("--program", required=True)
+    @click.pass_obj
+    def arrears_list(obj, program: str) -> None:
+        """Arrears not settled yet, and whether the program pays them."""
+        from reconciliation import policy as recon_policy
+        from reconciliation import returns
+
+        with obj.svc.uow() as session:
+            due = returns.arrears_due(session, program)
+        policy = recon_policy.program(obj.svc.settings.config_dir, program)
+        click.echo(json.dumps({"program": program, "pay_arrears": policy.pay_arrears,
+                               "arrears": due}, indent=2))
+
+    @main.command("report")
+    @click.argument("kind", type=click.Choice(["batch", "partner", "cycle", "region"]))
+    @click.option("--cycle", "cycle_id", type=int)
+    @click.option("--program")
+    @click.option("--period")
+    @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx", "json"]), default="csv",
+                  show_default=True)
+    @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+    @click.option("--as-of", help="ageing seen on this day (default today)")
+    @click.pass_obj
+    def report_command(obj, kind: str, cycle_id, program, period, fmt: str, out: Path,
+                       as_of: str | None) -> None:
+        """Counts and amounts by state, fees, exceptions by type, ageing."""
+        from disbursement.services.ledger import reports
+
+        obj.actor().require(*_readers())
+        with obj.svc.uow() as session:
+            where = _cli()._domain_call(lambda: reports.scope(session, cycle_id, program, period))
+            rows = reports.build(session, kind, where, _as_of(as_of))
+        if fmt == "json":
+            out.write_text(json.dumps(reports.as_json(kind, where, rows), indent=2))
+        elif fmt == "csv":
+            with out.open("w", newline="", encoding="utf-8") as fh:
+                reports.write_csv(kind, rows, fh)
+        else:
+            with out.open("wb") as fh:
+                reports.write_xlsx(kind, rows, fh)
+        click.echo(f"{kind} report: {len(rows)} row(s) written to {out}")
+
+
+def _readers():
+    from disbursement.domain.states import Role
+
+    return (Role.MAKER, Role.APPROVER, Role.AUDITOR)
+
+
+def _print_ledger(report) -> None:
+    if not report.cycles:
+        click.echo("no batch released yet: nothing to balance")
+    for c in report.cycles:
+        mark = "ok" if c.balanced else "DIFFERENCE"
+        click.echo(f"{c.program} {c.period} {c.partner:<10} released {format_units(c.released)} = "
+                   f"paid {format_units(c.paid)} + returned {format_units(c.returned)} + "
+                   f"outstanding {format_units(c.outstanding)} + corrections "
+                   f"{format_units(c.corrections)}  {mark}")
+        for d in c.differences:
+            click.echo(f"    {d}")
+    if report.unbalanced_postings:
+        click.echo(f"unbalanced postings: {report.unbalanced_postings}")

@@ -1,1 +1,0 @@
-"""CLI commands of each area, mounted on `disburse` by `disbursement.cli`."""
