@@ -22,7 +22,7 @@ PARTNERS_FILE = "partners.toml"
 # a funding account.
 PROTOCOLS = ("rest", "wallet", "sftp_csv", "iso20022")
 BANK_PROTOCOL = "iso20022"
-TIER = "a tier [up_to_centimes, fee_centimes], two non-negative integers"
+TIER = "[up_to_centimes, fee_centimes], two non-negative integers"
 
 
 def load_partners(config_dir: Path) -> dict[str, Partner]:
@@ -78,7 +78,7 @@ def _tiers(fees: Table, channel: str) -> tuple[FeeTier, ...]:
     for row in rows:
         if (not isinstance(row, list) or len(row) != 2
                 or any(type(v) is not int or v < 0 for v in row)):
-            raise fees.error(channel, f"each {TIER}", row)
+            raise fees.error(channel, f"every tier {TIER}", row)
         tiers.append(FeeTier(row[0], row[1]))
     bounds = [t.up_to_centimes for t in tiers]
     if bounds != sorted(set(bounds)):
