@@ -167,7 +167,8 @@ def test_partner_with_an_unknown_protocol(config: Path) -> None:
 
 
 def test_partner_fee_tier_of_the_wrong_type(config: Path) -> None:
-    rewrite(config / "partners.toml", r"^fees\.cash = \[\[50000, 800\]", 'fees.cash = [[50000, "8"]')
+    rewrite(config / "partners.toml", r"^fees\.cash = \[\[50000, 800\]",
+            'fees.cash = [[50000, "8"]')
 
     error = refusal(load_partners, config)
 
