@@ -2,8 +2,8 @@
 
 Plain data in, plain data out: the rules come from `config/programs/*.toml`
 (read by `disbursement.configuration.programs`), the household's composition
-from the registry. Each result keeps the lines that
-produced it so an officer (or an auditor, years later) can see why.
+from the registry. Each result keeps the lines that produced it so an officer
+(or an auditor, years later) can see why.
 """
 from __future__ import annotations
 
@@ -119,4 +119,3 @@ def score_to_micro(score: str) -> int:
     if value != value.to_integral_value():
         raise ValueError(f"score {score!r} has more than 6 decimals")
     return int(value)
-

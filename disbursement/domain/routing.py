@@ -271,4 +271,3 @@ def route(partners: dict[str, Partner], default_by_region: dict[str, str],
     decision = Router(partners, default_by_region).route(
         Request(region_code, "", "", channel, chosen_partner, 1))
     return Route(decision.partner_code, decision.reason)
-

@@ -54,4 +54,3 @@ def normalise_mobile(phone: str | None) -> str | None:
             or phonenumbers.number_type(parsed) not in MOBILE_TYPES):
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
