@@ -7,7 +7,11 @@ from __future__ import annotations
 from typing import Sequence
 
 from connectors.base import Connector
-from connectors.iso20022_bank import NotificationReader
+from connectors.file_exchange import FileExchangeConnector
+from connectors.iso20022_bank import Iso20022BankConnector, NotificationReader, debtor
+from connectors.rest import RestConnector
+from connectors.sftp import SftpEndpoint
+from connectors.wallet import WalletConnector
 from disbursement.domain.routing import Partner
 
 
@@ -20,12 +24,8 @@ def build_connector(partner: Partner, base_url: str, key: bytes, timeout_seconds
     """`key` signs what we send; `verify_keys` (default: `key`) are accepted on
     what the partner sends, two of them during a key rotation."""
     if partner.protocol == "rest":
-        from connectors.rest import RestConnector
-
         return RestConnector(partner.code, base_url, key, timeout_seconds, verify_keys)
     if partner.protocol == "wallet":
-        from connectors.wallet import WalletConnector
-
         return WalletConnector(partner.code, base_url, key, timeout_seconds, verify_keys)
     raise UnsupportedProtocol(f"partner {partner.code}: no connector for protocol {partner.protocol!r}")
 
@@ -39,16 +39,10 @@ def build_file_connector(partner: Partner, url: str, settings, timeout_seconds: 
                          read_notifications: NotificationReader) -> Connector:
     """Raises SftpConfigError when the partner's SFTP endpoint or secrets are
     missing, BankConfigError when a bank's funding account is not configured."""
-    from connectors.sftp import SftpEndpoint
-
     secrets = settings.partner_sftp.get(partner.code)
     endpoint = SftpEndpoint.from_url(partner.code, url, secrets and secrets.host_key,
                                      secrets and secrets.password, secrets and secrets.key_file)
     if partner.protocol == "sftp_csv":
-        from connectors.file_exchange import FileExchangeConnector
-
         return FileExchangeConnector(endpoint, timeout_seconds)
-    from connectors.iso20022_bank import Iso20022BankConnector, funding_account
-
-    return Iso20022BankConnector(endpoint, funding_account(settings.config_dir, partner.code),
+    return Iso20022BankConnector(endpoint, debtor(partner.code, partner.funding_account),
                                  read_notifications, timeout_seconds)

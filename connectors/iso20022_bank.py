@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import tomllib
 from datetime import date, datetime, timezone
-from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Sequence
 
 from connectors.base import (
@@ -45,6 +43,7 @@ from connectors.iso20022.pain001 import Debtor, InitiationHeader, write_pain001
 from connectors.iso20022.pain002 import read_pain002
 from connectors.sftp import SftpEndpoint, SftpSession
 from disbursement.domain.rib import rib_problem
+from disbursement.domain.routing import FundingAccount
 from disbursement.domain.statements import (
     EntryKind,
     StatementEntry,
@@ -68,20 +67,16 @@ NotificationReader = Callable[[BinaryIO, StatementSummary], Iterator[StatementEn
 
 
 class BankConfigError(ValueError):
-    """Raised when config/partners.toml lacks the bank's funding account
-    (`debtor_name`, `debtor_rib`) or gives an invalid RIB."""
+    """Raised when a bank partner is given no funding account (the configuration
+    refuses a bank without one; a partner built by hand may still lack it)."""
 
 
-def funding_account(config_dir: Path, partner_code: str) -> Debtor:
+def debtor(partner_code: str, account: FundingAccount | None) -> Debtor:
     """The programme's account at the bank, debited by every pain.001."""
-    partner = tomllib.loads((Path(config_dir) / "partners.toml").read_text(encoding="utf-8"))[
-        "partners"][partner_code]
-    name, rib = partner.get("debtor_name"), partner.get("debtor_rib")
-    problem = rib_problem(rib)
-    if not name or problem:
-        raise BankConfigError(f"partner {partner_code}: debtor_name and a valid debtor_rib are "
-                              f"needed in partners.toml ({problem or 'no debtor_name'})")
-    return Debtor(name=name, rib=rib, bic=partner.get("debtor_bic"))
+    if account is None:
+        raise BankConfigError(f"partner {partner_code}: no funding account "
+                              "(debtor_name, debtor_rib in partners.toml)")
+    return Debtor(name=account.name, rib=account.rib, bic=account.bic)
 
 
 class Iso20022BankConnector:

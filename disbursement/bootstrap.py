@@ -7,10 +7,11 @@ from functools import cached_property
 from sqlalchemy import Engine
 
 from connectors.base import Connector
+from disbursement.configuration import Configuration, load_configuration
 from disbursement.crypto import PersonalDataVault
 from disbursement.db.session import UnitOfWork, make_engine
-from disbursement.domain.entitlement import ProgramRules, load_programs
-from disbursement.domain.routing import Partner, load_partners
+from disbursement.domain.entitlement import ProgramRules
+from disbursement.domain.routing import Partner
 from disbursement.jobs.queue import JobQueue, make_queue
 from disbursement.settings import Settings
 from reconciliation.readers.camt import read_camt054
@@ -28,6 +29,9 @@ class MissingPartnerKey(RuntimeError):
 class Services:
     settings: Settings
     engine: Engine
+    configuration: Configuration
+    # The configuration's programs and partners, a field each so a test may
+    # replace them (`dataclasses.replace(svc, partners=...)`).
     programs: dict[str, ProgramRules]
     partners: dict[str, Partner]
     vault: PersonalDataVault
@@ -69,10 +73,12 @@ class Services:
 
 
 def build(settings: Settings) -> Services:
+    configuration = load_configuration(settings.config_dir)
     return Services(
         settings=settings,
         engine=make_engine(settings.database_url),
-        programs=load_programs(settings.config_dir),
-        partners=load_partners(settings.config_dir),
+        configuration=configuration,
+        programs=configuration.programs,
+        partners=configuration.partners,
         vault=PersonalDataVault(settings.data_key),
     )

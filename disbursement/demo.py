@@ -23,9 +23,9 @@ from werkzeug.serving import make_server
 
 from disbursement import settings as settings_module
 from disbursement.bootstrap import Services, build
+from disbursement.configuration.partners import load_partners
 from disbursement.db.migrate import upgrade
 from disbursement.db.models import Batch, Cycle, PaymentInstruction, Transfer, User
-from disbursement.domain.routing import load_partners
 from disbursement.domain.states import BatchStatus, Role
 from disbursement.jobs import tasks
 from disbursement.services.batches import approval as batches

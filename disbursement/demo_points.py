@@ -61,9 +61,8 @@ def _degrees(micro: int) -> str:
 def load_demo_points(svc, actor) -> dict[str, int]:
     """Generates and imports every cash partner's points; returns counts per partner."""
     from disbursement.services.cycles import service_points
-    from disbursement.services.cycles.routing import gazetteer
 
-    communes = gazetteer(svc.settings.config_dir)
+    communes = svc.configuration.communes
     loaded = {}
     for code, partner in sorted(svc.partners.items()):
         if "cash" not in partner.channels:

@@ -62,7 +62,7 @@ def run(svc: Services, actor: Actor, as_of: date | None = None) -> ExpiryReport:
     report = ExpiryReport(as_of.isoformat())
     with svc.uow() as session:
         for code in sorted(svc.programs):
-            policy = recon_policy.program(svc.settings.config_dir, code)
+            policy = recon_policy.program(svc.programs, code)
             cutoff = _cutoff(as_of, policy.expiry_days)
             moved = 0
             for state in EXPIRABLE:

@@ -119,7 +119,7 @@ def reconcile(svc: Services, partner_code: str, stream: BinaryIO, filename: str,
         if report.balance_difference:
             _open_balance_exception(session, statement, summary, now)
             report.outcomes[Outcome.BALANCE_DIFFERENCE] += 1
-        sla = recon_policy.statement_sla_days(svc.settings.config_dir, partner_code)
+        sla = recon_policy.statement_sla_days(svc.partners, partner_code)
         _expected(session, partner_code, statement.id, summary.to_date, sla, report, now)
         exceptions.escalate(session, now)
         audit.record(session, actor.username, "statement.reconcile", "statement", statement.id,

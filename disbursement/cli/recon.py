@@ -172,7 +172,7 @@ def register(main: click.Group) -> None:
 
         with obj.svc.uow() as session:
             due = returns.arrears_due(session, program)
-        policy = recon_policy.program(obj.svc.settings.config_dir, program)
+        policy = recon_policy.program(obj.svc.programs, program)
         click.echo(json.dumps({"program": program, "pay_arrears": policy.pay_arrears,
                                "arrears": due}, indent=2))
 

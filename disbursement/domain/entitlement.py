@@ -1,17 +1,18 @@
 """Entitlement rules: what a household is owed in a program's month.
 
-Plain data in, plain data out: the rules come from `config/programs/*.toml`,
-the household's composition from the registry. Each result keeps the lines that
-produced it so an officer (or an auditor, years later) can see why.
+Plain data in, plain data out: the rules come from `config/programs/*.toml`
+(read by `disbursement.configuration.programs`), the household's composition
+from the registry. Each result keeps the lines that produced it so an officer
+(or an auditor, years later) can see why.
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 
 SCORE_SCALE = 1_000_000  # scores are stored as integer millionths
+# A transfer not collected within this many days of becoming available expires.
+EXPIRY_DAYS = 30
 
 
 class NoRulesForYear(LookupError):
@@ -61,6 +62,12 @@ class ProgramRules:
     default_partner_by_region: dict[str, str]
     # Cash is collected over this many days from the first of the period's month.
     pickup_window_days: int = 1
+    # A definitive rejection may be re-issued as a new attempt to another partner.
+    reissue_on_rejection: bool = False
+    # Reconciliation: days a transfer stays collectable before it expires, and
+    # whether a returned transfer's household is paid its arrears in a later cycle.
+    expiry_days: int = EXPIRY_DAYS
+    pay_arrears: bool = False
 
     def amounts_for(self, year: int) -> YearAmounts:
         try:
@@ -112,26 +119,3 @@ def score_to_micro(score: str) -> int:
     if value != value.to_integral_value():
         raise ValueError(f"score {score!r} has more than 6 decimals")
     return int(value)
-
-
-def load_program(path: Path) -> ProgramRules:
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    years = {
-        int(year): YearAmounts(
-            young_or_schooled=tuple(v["young_or_schooled"]),  # type: ignore[arg-type]
-            unschooled=tuple(v["unschooled"]),  # type: ignore[arg-type]
-            disabled=int(v["disabled"]), orphan=int(v["orphan"]), floor=int(v["floor"]))
-        for year, v in data["years"].items()
-    }
-    return ProgramRules(
-        code=data["code"], name=data["name"], currency=data["currency"],
-        score_max_micro=score_to_micro(data["eligibility_score_max"]),
-        max_children=int(data["max_children"]), rank_band_size=int(data["rank_band_size"]),
-        years=years, default_partner_by_region=dict(data.get("default_partner_by_region", {})),
-        pickup_window_days=int(data.get("pickup_window_days", 1)),
-    )
-
-
-def load_programs(config_dir: Path) -> dict[str, ProgramRules]:
-    programs = [load_program(p) for p in sorted((config_dir / "programs").glob("*.toml"))]
-    return {p.code: p for p in programs}

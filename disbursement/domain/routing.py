@@ -14,20 +14,17 @@ Every decision keeps the steps that led to it (`Decision.steps`), which is what
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping
 
 from disbursement.domain.money import format_units
 from disbursement.domain.service_points import PointBook
 
 CASH = "cash"
-
-
-class PartnerConfigError(ValueError):
-    """Raised by `load_partners` when partners.toml is malformed (a fee table
-    out of order, a negative capacity, a province outside the partner's regions)."""
+CHANNELS = frozenset({CASH, "wallet", "bank"})
+# Days within which a payment must show on the partner's statement before its
+# absence becomes an open reconciliation exception.
+STATEMENT_SLA_DAYS = 3
 
 
 class FeeTableGap(LookupError):
@@ -39,6 +36,14 @@ class FeeTableGap(LookupError):
 class FeeTier:
     up_to_centimes: int     # inclusive upper bound of the transfer amount
     fee_centimes: int
+
+
+@dataclass(frozen=True, slots=True)
+class FundingAccount:
+    """The programme's account at a bank partner, debited by every payment order."""
+    name: str
+    rib: str                # 24 digits, key checked when the configuration is read
+    bic: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,9 @@ class Partner:
     daily_capacity_transfers: int | None = None
     # channel -> tiers by ascending bound; a channel without a table carries no fee.
     fees: Mapping[str, tuple[FeeTier, ...]] = field(default_factory=dict)
+    statement_sla_days: int = STATEMENT_SLA_DAYS
+    # Bank partners (protocol iso20022) only: the account every payment order debits.
+    funding_account: FundingAccount | None = None
 
     def covers(self, region_code: str, channel: str, province_code: str | None = None) -> bool:
         return self.coverage_gap(region_code, province_code, channel) is None
@@ -263,36 +271,3 @@ def route(partners: dict[str, Partner], default_by_region: dict[str, str],
     decision = Router(partners, default_by_region).route(
         Request(region_code, "", "", channel, chosen_partner, 1))
     return Route(decision.partner_code, decision.reason)
-
-
-def load_partners(config_dir: Path) -> dict[str, Partner]:
-    data = tomllib.loads((config_dir / "partners.toml").read_text(encoding="utf-8"))
-    return {code: _partner(code, p) for code, p in data["partners"].items()}
-
-
-def _partner(code: str, p: dict) -> Partner:
-    capacity = p.get("daily_capacity_transfers")
-    if capacity is not None and (type(capacity) is not int or capacity < 0):
-        raise PartnerConfigError(f"partner {code}: daily_capacity_transfers must be a "
-                                 "non-negative integer")
-    provinces = frozenset(p.get("provinces", ()))
-    regions = frozenset(p["regions"])
-    stray = sorted(pr for pr in provinces if pr[:2] not in regions)
-    if stray:
-        raise PartnerConfigError(f"partner {code}: provinces {stray} are outside its regions")
-    fees = {channel: _tiers(code, channel, rows) for channel, rows in p.get("fees", {}).items()}
-    return Partner(code=code, name=p["name"], protocol=p["protocol"], base_url=p["base_url"],
-                   channels=frozenset(p["channels"]), regions=regions, provinces=provinces,
-                   daily_capacity_transfers=capacity, fees=fees)
-
-
-def _tiers(code: str, channel: str, rows: Sequence[Sequence[int]]) -> tuple[FeeTier, ...]:
-    tiers = []
-    for row in rows:
-        if (len(row) != 2 or any(type(v) is not int or v < 0 for v in row)):
-            raise PartnerConfigError(f"partner {code}, fees.{channel}: each tier is "
-                                     "[up_to_centimes, fee_centimes], non-negative integers")
-        tiers.append(FeeTier(row[0], row[1]))
-    if [t.up_to_centimes for t in tiers] != sorted({t.up_to_centimes for t in tiers}):
-        raise PartnerConfigError(f"partner {code}, fees.{channel}: tier bounds must increase")
-    return tuple(tiers)

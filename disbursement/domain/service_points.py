@@ -10,13 +10,11 @@ the window so that collections spread instead of piling up on day one.
 """
 from __future__ import annotations
 
-import csv
 import math
 import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -108,16 +106,6 @@ def distance_km(lat1: int, lon1: int, lat2: int, lon2: int) -> float:
     dp, dl = p2 - p1, math.radians((lon2 - lon1) / MICRO)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(a))
-
-
-def load_communes(path: Path) -> dict[str, Commune]:
-    """The gazetteer: commune code -> province, region, centroid."""
-    with path.open(encoding="utf-8", newline="") as stream:
-        return {row["commune_code"]: Commune(
-                    row["commune_code"], row["province_code"], row["region_code"], row["name"],
-                    to_micro_degrees(row["latitude"], 90, "latitude"),
-                    to_micro_degrees(row["longitude"], 180, "longitude"))
-                for row in csv.DictReader(stream)}
 
 
 class _Candidates:

@@ -1,13 +1,10 @@
 """Mobile wallet rules: a Moroccan mobile number, and the Bank Al-Maghrib tier
 ceiling of the beneficiary's wallet. Plain Python (phonenumbers is a pure
-library), judged before a transfer leaves for any partner."""
+library), judged before a transfer leaves for any partner. The tiers come from
+`config/wallet.toml`, read by `disbursement.configuration.wallet`."""
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
-from types import MappingProxyType
 from typing import Mapping
 
 import phonenumbers
@@ -17,11 +14,7 @@ from disbursement.domain.money import format_units
 
 REGION = "MA"
 MOBILE_TYPES = (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
-
-
-class WalletConfigError(ValueError):
-    """Raised when config/wallet.toml is missing a tier or names a default
-    tier it does not define."""
+TIERS = (1, 2, 3)  # Bank Al-Maghrib's wallet account tiers
 
 
 @dataclass(frozen=True)
@@ -61,15 +54,3 @@ def normalise_mobile(phone: str | None) -> str | None:
             or phonenumbers.number_type(parsed) not in MOBILE_TYPES):
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
-@lru_cache(maxsize=8)
-def load_wallet_rules(config_dir: Path) -> WalletRules:
-    data = tomllib.loads((config_dir / "wallet.toml").read_text(encoding="utf-8"))
-    ceilings = {int(tier): int(centimes) for tier, centimes in data["tiers"].items()}
-    if sorted(ceilings) != [1, 2, 3]:
-        raise WalletConfigError("wallet.toml must define tiers 1, 2 and 3")
-    if data["default_tier"] not in ceilings:
-        raise WalletConfigError(f"default_tier {data['default_tier']} is not a defined tier")
-    return WalletRules(data["currency"], int(data["default_tier"]),
-                       MappingProxyType(ceilings))

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from disbursement.configuration.programs import load_program
 from disbursement.domain.entitlement import (
     Composition,
     Entitlement,
     NoRulesForYear,
-    load_program,
     score_to_micro,
 )
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from disbursement.configuration.regions import load_regions
 from disbursement.services.registry.generator import (
     CIN_PREFIXES,
     PARTNER_CODES,
@@ -27,7 +28,6 @@ from disbursement.services.registry.schema import (
     RowError,
     RowOk,
     is_valid_rib,
-    load_regions,
     validate_rows,
 )
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from disbursement.configuration.wallet import load_wallet_rules
 from disbursement.domain.backoff import backoff_seconds, schedule, whole_seconds
 from disbursement.domain.breaker import (
     Admission,
@@ -19,7 +20,7 @@ from disbursement.domain.breaker import (
     on_failure,
     on_success,
 )
-from disbursement.domain.wallet import load_wallet_rules, normalise_mobile
+from disbursement.domain.wallet import normalise_mobile
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 T0 = datetime(2026, 12, 5, 10, 0, tzinfo=timezone.utc)

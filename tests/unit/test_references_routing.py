@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from disbursement.domain.entitlement import load_program
+from disbursement.configuration.partners import load_partners
+from disbursement.configuration.programs import load_program
 from disbursement.domain.references import is_valid_reference, new_reference
-from disbursement.domain.routing import Partner, Route, load_partners, route
+from disbursement.domain.routing import Partner, Route, route
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 ISO7064_ALPHABET = string.digits + string.ascii_uppercase  # MOD 37-36 works on these 36

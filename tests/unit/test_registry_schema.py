@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from disbursement.services.registry.reader import RawRowError
+from disbursement.configuration.errors import ConfigError
+from disbursement.configuration.regions import load_regions
 from disbursement.domain.rib import is_valid_rib, rib_key
+from disbursement.services.registry.reader import RawRowError
 from disbursement.services.registry.schema import (
     COLUMNS,
     ERROR_REPORT_HEADER,
@@ -18,11 +20,9 @@ from disbursement.services.registry.schema import (
     Channel,
     HouseholdSchema,
     Region,
-    RegionsConfigError,
     RowError,
     RowOk,
     format_error,
-    load_regions,
     validate_row,
     validate_rows,
     write_error_report,
@@ -241,14 +241,14 @@ def _regions_file(tmp_path, body: str):
 def test_regions_must_add_up_to_one_thousand_per_mille(tmp_path) -> None:
     path = _regions_file(tmp_path, '[regions."01"]\nname_fr = "A"\nname_ar = "ا"\n'
                                    'population_permille = 999\nprovinces = { "011" = "X" }\n')
-    with pytest.raises(RegionsConfigError, match="add up to 999 per mille, not 1000"):
+    with pytest.raises(ConfigError, match="add up to 999 per mille, not 1000"):
         load_regions(path)
 
 
 def test_a_province_may_belong_to_one_region_only(tmp_path) -> None:
     body = "".join(f'[regions."0{n}"]\nname_fr = "R"\nname_ar = "ر"\npopulation_permille = 500\n'
                    f'provinces = {{ "011" = "X" }}\n' for n in (1, 2))
-    with pytest.raises(RegionsConfigError, match="province '011' is listed in regions '01' and '02'"):
+    with pytest.raises(ConfigError, match="province '011' is listed in regions '01' and '02'"):
         load_regions(_regions_file(tmp_path, body))
 
 

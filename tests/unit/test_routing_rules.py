@@ -8,16 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from disbursement.configuration.communes import load_communes
+from disbursement.configuration.errors import ConfigError
+from disbursement.configuration.partners import load_partners, parse_partners
+from disbursement.configuration.regions import load_regions
 from disbursement.domain.routing import (
     FeeTableGap,
     FeeTier,
     Partner,
-    PartnerConfigError,
     PartnerDays,
     Request,
     Router,
-    _partner,
-    load_partners,
 )
 from disbursement.domain.service_points import (
     BadOpeningDays,
@@ -25,11 +26,9 @@ from disbursement.domain.service_points import (
     PointBook,
     ServicePoint,
     distance_km,
-    load_communes,
     parse_opening_days,
 )
 from disbursement.services.registry.generator import COMMUNES_PER_PROVINCE
-from disbursement.services.registry.schema import load_regions
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 TIERS = (FeeTier(50_000, 800), FeeTier(100_000, 1_600), FeeTier(200_000, 2_400))
@@ -147,8 +146,8 @@ def test_fee_is_the_first_tier_whose_bound_holds_the_amount(amount: int) -> None
 def test_fee_tables_out_of_order_are_refused() -> None:
     raw = {"name": "X", "protocol": "rest", "base_url": "http://x", "channels": ["cash"],
            "regions": ["01"], "fees": {"cash": [[100, 1], [50, 2]]}}
-    with pytest.raises(PartnerConfigError, match="tier bounds must increase"):
-        _partner("X", raw)
+    with pytest.raises(ConfigError, match="tier bounds must increase"):
+        parse_partners(Path("partners.toml"), {"partners": {"X": raw}})
 
 
 def test_configured_partners_have_fee_tables_and_capacity() -> None:

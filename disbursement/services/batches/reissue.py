@@ -12,7 +12,6 @@ its own savepoint, so one loser does not undo the others).
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, update
@@ -51,10 +50,8 @@ class ReissueReport:
 
 
 def program_allows_reissue(svc: Services, program: str) -> bool:
-    path = svc.settings.config_dir / "programs" / f"{program}.toml"
-    if not path.exists():
-        return False
-    return bool(tomllib.loads(path.read_text(encoding="utf-8")).get("reissue_on_rejection"))
+    rules = svc.programs.get(program)
+    return rules is not None and rules.reissue_on_rejection
 
 
 def reissue_references(svc: Services, references: list[str], actor: Actor) -> ReissueReport:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import date, timedelta
-from functools import lru_cache
-from pathlib import Path
 from typing import Sequence
 
 from sqlalchemy import func, select
@@ -21,11 +19,10 @@ from disbursement.db.models.routing import ServicePoint as ServicePointRow
 from disbursement.db.upsert import insert_ignore
 from disbursement.domain.entitlement import ProgramRules
 from disbursement.domain.routing import PartnerDays, Router
-from disbursement.domain.service_points import Commune, PointBook, ServicePoint, load_communes
+from disbursement.domain.service_points import PointBook, ServicePoint
 from disbursement.domain.states import CLOSED_ATTEMPT
 from disbursement.services.dispatch.partner_health import open_partners
 
-COMMUNES_FILE = "communes.csv"
 _CLOSED = [s.value for s in CLOSED_ATTEMPT]
 
 
@@ -37,12 +34,6 @@ def pickup_window(period: str, days: int) -> list[date]:
     """The dates cash may first be collected on: from the first of the period's month."""
     first = date(int(period[:4]), int(period[5:7]), 1)
     return [first + timedelta(days=i) for i in range(max(1, days))]
-
-
-@lru_cache(maxsize=4)
-def gazetteer(config_dir: Path) -> dict[str, Commune]:
-    path = config_dir / COMMUNES_FILE
-    return load_communes(path) if path.exists() else {}
 
 
 def build_router(svc: Services, session: Session, rules: ProgramRules, cycle_id: int,
@@ -68,7 +59,7 @@ def build_router(svc: Services, session: Session, rules: ProgramRules, cycle_id:
             .where(Transfer.service_point.is_not(None), Transfer.pickup_from.in_(list(window)),
                    Transfer.status.not_in(_CLOSED))
             .group_by(Transfer.partner_code, Transfer.service_point, Transfer.pickup_from))}
-    points = PointBook(load_points(session), gazetteer(svc.settings.config_dir), window,
+    points = PointBook(load_points(session), svc.configuration.communes, window,
                        point_used)
     return Router(svc.partners, rules.default_partner_by_region,
                   open_breakers=open_partners(session), window_days=len(window),

@@ -26,10 +26,8 @@ from disbursement.domain.service_points import (
     to_micro_degrees,
 )
 from disbursement.domain.states import CLOSED_ATTEMPT, Role, TransferStatus
-from disbursement.services.cycles.routing import gazetteer
 from disbursement.services.officers import audit
 from disbursement.services.officers.users import Actor
-from disbursement.services.registry.schema import load_regions
 
 COLUMNS = ("code", "name", "address", "region_code", "province_code", "commune_code",
            "latitude", "longitude", "opening_days", "daily_capacity_transfers",
@@ -90,8 +88,8 @@ def import_file(svc: Services, partner_code: str, stream: BinaryIO, actor: Actor
 
 
 def _validate(svc: Services, partner_code: str, stream: BinaryIO) -> list[dict]:
-    regions = load_regions(svc.settings.config_dir / "regions.toml")
-    communes = gazetteer(svc.settings.config_dir)
+    regions = svc.configuration.regions
+    communes = svc.configuration.communes
     try:
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
         reader = csv.DictReader(text)

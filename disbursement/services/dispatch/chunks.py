@@ -38,7 +38,7 @@ from disbursement.db.models import Household, OutboxItem, PaymentInstruction, Tr
 from disbursement.domain.backoff import backoff_seconds
 from disbursement.domain.breaker import Admission
 from disbursement.domain.states import TransferStatus as S
-from disbursement.domain.wallet import load_wallet_rules, normalise_mobile
+from disbursement.domain.wallet import normalise_mobile
 from disbursement.services.dispatch import notify, partner_health
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.tracking import transitions
@@ -176,7 +176,7 @@ def _wallet_phone(pii: dict) -> str | None:
 def _refuse_wallet_rule_breaches(svc: Services, rows, outcome: DispatchOutcome) -> list:
     """Reject queued wallet transfers the wallet could not take, before any
     partner sees them; returns the rows left to dispatch."""
-    rules = load_wallet_rules(svc.settings.config_dir)
+    rules = svc.configuration.wallet
     refused: dict[int, str] = {}
     for row in rows:
         if row.channel != "wallet" or row.status != S.QUEUED.value:

@@ -13,10 +13,7 @@ stored in clear and never logged: logs carry counts and ids only.
 from __future__ import annotations
 
 import logging
-import tomllib
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
 from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.orm import Session
@@ -37,7 +34,6 @@ MESSAGES_PER_REQUEST = 500
 # The partner holds the money from `sent` on; later states still need the message
 # if an earlier attempt to text failed.
 NOTIFIABLE = [S.SENT.value, S.AVAILABLE.value, S.PAID.value]
-TEMPLATES_FILE = "sms_templates.toml"
 
 
 @dataclass
@@ -79,21 +75,13 @@ def enqueue(svc: Services, outbox_id: int | None) -> None:
         svc.queue.enqueue(tasks.notify_chunk, outbox_id)
 
 
-@lru_cache(maxsize=4)
-def templates(config_dir: Path) -> tuple[str, dict[str, str]]:
-    data = tomllib.loads((config_dir / TEMPLATES_FILE).read_text(encoding="utf-8"))
-    return data.get("mode", "both"), dict(data["templates"])
-
-
 def render(svc: Services, row) -> str:
-    mode, texts = templates(svc.settings.config_dir)
     fields = {"amount": format_units(row.amount_centimes), "reference": row.reference,
               "point_name": row.point_name or row.service_point or "",
               "point_address": row.point_address or "",
               "pickup_from": row.pickup_from.isoformat() if row.pickup_from else "",
               "code": withdrawal_code(svc.settings.code_key, row.reference)}
-    languages = ["ar", "fr"] if mode == "both" else [mode]
-    return "\n".join(texts[lang].format(**fields) for lang in languages)
+    return svc.configuration.sms_templates.render(fields)
 
 
 def notify_chunk(svc: Services, outbox_id: int) -> NotifyOutcome:

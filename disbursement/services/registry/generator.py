@@ -17,8 +17,10 @@ import random
 from pathlib import Path
 from typing import IO, ContextManager, Iterator, Mapping, NamedTuple
 
+from disbursement.configuration.regions import load_regions
+from disbursement.domain.regions import COMMUNES_PER_PROVINCE, Region
 from disbursement.domain.rib import rib_key
-from disbursement.services.registry.schema import COLUMNS, Region, load_regions
+from disbursement.services.registry.schema import COLUMNS
 
 # Illustrative CIN letter prefixes per region (real cards carry the letters of
 # the issuing office; these only need to look right in a demo).
@@ -50,7 +52,6 @@ SCORE_THRESHOLD_MICRO = 9_743_001
 SHARE_UNDER_THRESHOLD_PERCENT = 85
 # Children per household for a family that has any: mostly one to four.
 CHILDREN_WEIGHTS = {1: 22, 2: 28, 3: 22, 4: 14, 5: 7, 6: 4, 7: 2, 8: 1}
-COMMUNES_PER_PROVINCE = 40
 # Multipliers coprime with 10 turn a counter into a scrambled but unique
 # number modulo 10^k, so CINs, phones and accounts never repeat in a file.
 _SCRAMBLE = 7_919_173

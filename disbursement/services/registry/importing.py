@@ -51,7 +51,7 @@ def import_households(svc: Services, stream: BinaryIO, filename: str, actor: Act
     actor.require(Role.MAKER)
     fmt = reader.detect_format(filename)
     checksum = sha256_and_rewind(stream)
-    regions = schema.load_regions(svc.settings.config_dir / "regions.toml")
+    regions = svc.configuration.regions
     with svc.uow() as session:
         previous = _existing(session, checksum)
         if previous is not None:

@@ -12,12 +12,9 @@ import enum
 import hashlib
 import json
 import re
-import tomllib
 import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, TextIO
 
 from marshmallow import (
@@ -31,13 +28,12 @@ from marshmallow import (
     validates_schema,
 )
 
+from disbursement.domain.regions import Region
 from disbursement.domain.rib import (  # re-exported: the registry's callers import them here
     is_valid_rib,
 )
 from disbursement.services.registry.reader import RawRowError
 
-DEFAULT_REGIONS_PATH = Path(__file__).resolve().parents[3] / "config" / "regions.toml"
-PER_MILLE = 1000
 ROW_FIELD = "_row"  # the `field` of an error about the line as a whole
 
 
@@ -55,48 +51,6 @@ COLUMNS: tuple[str, ...] = (
 )
 _COLUMN_ORDER = {name: index for index, name in enumerate(COLUMNS)}
 _CHILD_COUNTS = ("children_0_5", "children_schooled_6_20", "children_unschooled_6_20")
-
-
-@dataclass(frozen=True, slots=True)
-class Region:
-    code: str
-    name_fr: str
-    name_ar: str
-    population_permille: int
-    provinces: Mapping[str, str]  # code -> French name, in file order
-
-
-class RegionsConfigError(ValueError):
-    """Raised by `load_regions` when regions.toml is malformed or inconsistent."""
-
-
-def load_regions(path: Path | str = DEFAULT_REGIONS_PATH) -> dict[str, Region]:
-    with open(path, "rb") as stream:
-        document = tomllib.load(stream)
-    regions: dict[str, Region] = {}
-    province_owner: dict[str, str] = {}
-    for code, entry in document.get("regions", {}).items():
-        try:
-            region = Region(code, str(entry["name_fr"]), str(entry["name_ar"]),
-                            entry["population_permille"], MappingProxyType(dict(entry["provinces"])))
-        except KeyError as exc:
-            raise RegionsConfigError(f"region {code!r} has no {exc.args[0]!r}") from None
-        if not (len(code) == 2 and code.isascii() and code.isdigit()):
-            raise RegionsConfigError(f"region code {code!r} is not two digits")
-        if type(region.population_permille) is not int or region.population_permille < 0:
-            raise RegionsConfigError(f"region {code!r}: population_permille must be a non-negative integer")
-        for province in region.provinces:
-            if not (len(province) == 3 and province.isascii() and province.isdigit()):
-                raise RegionsConfigError(f"region {code!r}: province code {province!r} is not three digits")
-            if province in province_owner:
-                raise RegionsConfigError(
-                    f"province {province!r} is listed in regions {province_owner[province]!r} and {code!r}")
-            province_owner[province] = code
-        regions[code] = region
-    total = sum(region.population_permille for region in regions.values())
-    if total != PER_MILLE:
-        raise RegionsConfigError(f"population shares add up to {total} per mille, not {PER_MILLE}")
-    return regions
 
 
 @dataclass(frozen=True, slots=True)
