@@ -1,24 +1,23 @@
-"""Job functions for work started from the console: importable at module
-level, taking a job id only. A job already done or failed is not run again."""
+"""Job functions for work started from the console: they take the Services they
+run with and a job id only. A job already done or failed is not run again."""
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
-from disbursement.jobs.tasks import services
 from disbursement.services import progress as console_jobs
 from disbursement.services.cycles import planning
 from disbursement.services.officers import users
+from disbursement.services.ports import Services
 from disbursement.services.registry import importing as registry
 
 
-def _actor(svc, username: str) -> users.Actor:
+def _actor(svc: Services, username: str) -> users.Actor:
     with svc.uow() as session:
         return users.actor_by_name(session, username)
 
 
-def _run(job_id: int, work) -> dict:
-    svc = services()
+def _run(svc: Services, job_id: int, work) -> dict:
     job = console_jobs.load(svc, job_id)
     if job.status in ("done", "failed"):
         return {"job_id": job_id, "status": job.status}
@@ -35,15 +34,15 @@ def _run(job_id: int, work) -> dict:
     return {"job_id": job_id, "status": "done"}
 
 
-def run_plan(job_id: int) -> dict:
+def run_plan(svc: Services, job_id: int) -> dict:
     def plan(svc, job, actor, progress):
         result = planning.plan_cycle(svc, job.params["program"], job.params["period"], actor,
                                      progress=progress)
         return dataclasses.asdict(result)
-    return _run(job_id, plan)
+    return _run(svc, job_id, plan)
 
 
-def run_import(job_id: int) -> dict:
+def run_import(svc: Services, job_id: int) -> dict:
     def import_file(svc, job, actor, progress):
         path = Path(job.params["path"])
         try:
@@ -54,4 +53,4 @@ def run_import(job_id: int) -> dict:
         finally:
             path.unlink(missing_ok=True)
         return dataclasses.asdict(result)
-    return _run(job_id, import_file)
+    return _run(svc, job_id, import_file)

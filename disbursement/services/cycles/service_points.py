@@ -15,7 +15,6 @@ from typing import BinaryIO
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from disbursement.bootstrap import Services
 from disbursement.db.models import Transfer, utcnow
 from disbursement.db.models.routing import ServicePoint
 from disbursement.db.upsert import upsert
@@ -29,6 +28,7 @@ from disbursement.domain.states import CLOSED_ATTEMPT, Role, TransferStatus
 from disbursement.services.cycles.routing import gazetteer
 from disbursement.services.officers import audit
 from disbursement.services.officers.users import Actor
+from disbursement.services.ports import Services
 from disbursement.services.registry.schema import load_regions
 
 COLUMNS = ("code", "name", "address", "region_code", "province_code", "commune_code",
