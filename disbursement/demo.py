@@ -88,7 +88,7 @@ def api_server(svc: Services, host: str, port: int,
     thread = threading.Thread(target=server.serve_forever, name="api", daemon=True)
     thread.start()
     try:
-        yield f"http://{host}:{server.server_port}"
+        yield f"http://{host}:{server.port}"
     finally:
         server.shutdown()
         thread.join()
