@@ -4,7 +4,6 @@ simulators' signed callbacks arrive over HTTP like in production."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import signal
 import socket
@@ -97,7 +96,7 @@ def api_server(svc: Services, host: str, port: int,
 @contextmanager
 def simulator(code: str, port: int, callback_url: str, key: str, seed: int,
               extra: list[str] = (), protocol: str = "rest") -> Iterator[str]:
-    env = {**os.environ, f"SIM_{code}_KEY": key}
+    env = {**bootstrap.environment(), f"SIM_{code}_KEY": key}
     # Every HTTP simulator (rest, wallet) takes the same flags.
     cmd = [sys.executable, "-m", f"connectors.simulators.{protocol}", "--port", str(port),
            "--partner", code, "--callback-url", callback_url, "--key-env", f"SIM_{code}_KEY",

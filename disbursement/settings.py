@@ -1,4 +1,5 @@
-"""Configuration, read once from the environment and typed.
+"""Configuration, typed, from the environment mapping that the composition root
+(`disbursement.bootstrap`) reads once and hands to `load`.
 
 Every setting has a documented default that makes the embedded mode work on one
 machine (SQLite file, jobs in-process). Secrets never have defaults in code: the
