@@ -32,8 +32,7 @@ from disbursement import settings as settings_module
 from disbursement.bootstrap import build
 from disbursement.db.migrate import upgrade
 from disbursement.db.models import Transfer
-from disbursement.demo import create_officers, free_port, simulator, with_partner_urls
-from disbursement.jobs import tasks
+from disbursement.demo import create_officers, free_port, simulator
 from disbursement.services.batches import approval as batches
 from disbursement.services.cycles import planning
 from disbursement.services.ledger import postings as ledger
@@ -121,8 +120,7 @@ def run(households: int, workers: int) -> dict:
         # Dispatch (here and in the worker processes) goes to the ports the
         # simulators chose.
         env.update({f"PARTNER_{c}_URL": u for c, u in sims.items()})
-        svc = with_partner_urls(svc, sims)
-        tasks.use(svc)
+        svc = svc.with_partner_urls(sims)
         with phases.timed("registry import", households, "rows"), extract.open("rb") as stream:
             registry.import_households(svc, stream, extract.name, officers.maker)
         with phases.timed("plan cycle", None, "instructions") as box:

@@ -1,75 +1,51 @@
-"""Everything a use case needs, built once from the settings."""
+"""The composition root: the only module that reads the environment and the
+configuration files and builds the object graph (engine, configuration,
+vault, connectors, job queue). The web app, the CLI, the RQ worker, the demo,
+the benchmarks and the tests all get their `Services` from here, so wiring is
+never a module global that someone swaps."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cached_property
-
-from sqlalchemy import Engine
+import os
+from collections.abc import Mapping
 
 from connectors.base import Connector
-from disbursement.configuration import Configuration, load_configuration
+from connectors.factory import FILE_PROTOCOLS, build_connector, build_file_connector
+from disbursement import settings as settings_module
+from disbursement.configuration import load_configuration
 from disbursement.crypto import PersonalDataVault
-from disbursement.db.session import UnitOfWork, make_engine
-from disbursement.domain.entitlement import ProgramRules
-from disbursement.domain.routing import Partner
-from disbursement.jobs.queue import JobQueue, make_queue
+from disbursement.db.session import make_engine
+from disbursement.jobs.queue import queue_for
+from disbursement.services.ports import MissingPartnerKey, Services, UnknownPartner
 from disbursement.settings import Settings
 from reconciliation.readers.camt import read_camt054
 
-
-class UnknownPartner(LookupError):
-    """Raised when a partner code is not in config/partners.toml."""
-
-
-class MissingPartnerKey(RuntimeError):
-    """Raised when a partner has no HMAC key in the environment."""
+__all__ = ["MissingPartnerKey", "Services", "UnknownPartner", "build", "environment",
+           "from_environment", "settings_from_environment"]
 
 
-@dataclass
-class Services:
-    settings: Settings
-    engine: Engine
-    configuration: Configuration
-    # The configuration's programs and partners, a field each so a test may
-    # replace them (`dataclasses.replace(svc, partners=...)`).
-    programs: dict[str, ProgramRules]
-    partners: dict[str, Partner]
-    vault: PersonalDataVault
-    _queue: JobQueue | None = field(default=None, repr=False)
+def environment() -> Mapping[str, str]:
+    """The process environment, read here and nowhere else for wiring."""
+    return os.environ
 
-    @cached_property
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.engine)
 
-    @property
-    def queue(self) -> JobQueue:
-        if self._queue is None:
-            self._queue = make_queue(self.settings.redis_url)
-        return self._queue
+def settings_from_environment(**overrides: str) -> Settings:
+    """Settings from the process environment, with `overrides` (environment
+    variable names) taking precedence."""
+    return settings_module.load({**environment(), **overrides})
 
-    def partner(self, code: str) -> Partner:
-        try:
-            return self.partners[code]
-        except KeyError:
-            raise UnknownPartner(f"unknown partner {code}") from None
 
-    def partner_keys(self, code: str) -> tuple[bytes, ...]:
-        keys = self.settings.partner_keys.get(code)
-        if not keys:
-            raise MissingPartnerKey(f"no HMAC key for partner {code}: set PARTNER_{code}_HMAC_KEYS")
-        return keys
-
-    def connector(self, code: str) -> Connector:
-        from connectors.factory import FILE_PROTOCOLS, build_connector, build_file_connector
-
-        partner = self.partner(code)
-        url = self.settings.partner_urls.get(code, partner.base_url)
-        if partner.protocol in FILE_PROTOCOLS:
-            return build_file_connector(partner, url, self.settings,
-                                        self.settings.connector_timeout_seconds, read_camt054)
-        keys = self.partner_keys(code)
-        return build_connector(partner, url, keys[0], self.settings.connector_timeout_seconds,
-                               verify_keys=keys)
+def connector_for(svc: Services, code: str) -> Connector:
+    """The connector of partner `code`, by its configured protocol. A bank's
+    camt.054 notifications are read with reconciliation's reader, handed in
+    here so that connectors never import reconciliation."""
+    partner = svc.partner(code)
+    url = svc.settings.partner_urls.get(code, partner.base_url)
+    if partner.protocol in FILE_PROTOCOLS:
+        return build_file_connector(partner, url, svc.settings,
+                                    svc.settings.connector_timeout_seconds, read_camt054)
+    keys = svc.partner_keys(code)
+    return build_connector(partner, url, keys[0], svc.settings.connector_timeout_seconds,
+                           verify_keys=keys)
 
 
 def build(settings: Settings) -> Services:
@@ -81,4 +57,11 @@ def build(settings: Settings) -> Services:
         programs=configuration.programs,
         partners=configuration.partners,
         vault=PersonalDataVault(settings.data_key),
+        make_queue=queue_for,
+        make_connector=connector_for,
     )
+
+
+def from_environment() -> Services:
+    """What a process started by an operator runs with (CLI, worker, gunicorn)."""
+    return build(settings_from_environment())

@@ -4,7 +4,6 @@ simulators' signed callbacks arrive over HTTP like in production."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import signal
 import socket
@@ -21,13 +20,13 @@ import httpx
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
+from disbursement import bootstrap
 from disbursement import settings as settings_module
 from disbursement.bootstrap import Services, build
 from disbursement.configuration.partners import load_partners
 from disbursement.db.migrate import upgrade
 from disbursement.db.models import Batch, Cycle, PaymentInstruction, Transfer, User
 from disbursement.domain.states import BatchStatus, Role
-from disbursement.jobs import tasks
 from disbursement.services.batches import approval as batches
 from disbursement.services.cycles import planning
 from disbursement.services.ledger import postings as ledger
@@ -50,12 +49,8 @@ HTTP_SIMULATED = ("rest", "wallet")
 
 def with_partner_urls(svc: Services, urls: dict[str, str]) -> Services:
     """The same services (same engine) pointed at partner endpoints learnt at run
-    time, e.g. simulators that chose their own port."""
-    import dataclasses
-
-    return dataclasses.replace(
-        svc, settings=svc.settings.with_overrides(partner_urls={**svc.settings.partner_urls, **urls}),
-        _queue=None)
+    time, e.g. simulators that chose their own port; with a job queue of their own."""
+    return svc.with_partner_urls(urls)
 
 
 def free_port() -> int:
@@ -65,14 +60,34 @@ def free_port() -> int:
 
 
 @contextmanager
-def api_server(svc: Services, host: str, port: int) -> Iterator[str]:
+def api_listener(host: str, port: int) -> Iterator[socket.socket]:
+    """A listening socket for the API, opened before the app is built: its URL
+    is the simulators' callback, and the app's services need the simulators'
+    URLs (port 0: the system picks a free port)."""
+    listener = socket.create_server((host, port))
+    try:
+        yield listener
+    finally:
+        listener.close()
+
+
+def listener_url(listener: socket.socket) -> str:
+    host, port = listener.getsockname()[:2]
+    return f"http://{host}:{port}"
+
+
+@contextmanager
+def api_server(svc: Services, host: str, port: int,
+               listener: socket.socket | None = None) -> Iterator[str]:
+    """Our API on `svc`, served from a thread on `host:port` or on `listener`."""
     from disbursement.web.app import create_app
 
-    server = make_server(host, port, create_app(services=svc), threaded=True)
+    server = make_server(host, port, create_app(services=svc), threaded=True,
+                         fd=listener.fileno() if listener else None)
     thread = threading.Thread(target=server.serve_forever, name="api", daemon=True)
     thread.start()
     try:
-        yield f"http://{host}:{server.server_port}"
+        yield f"http://{host}:{server.port}"
     finally:
         server.shutdown()
         thread.join()
@@ -81,7 +96,7 @@ def api_server(svc: Services, host: str, port: int) -> Iterator[str]:
 @contextmanager
 def simulator(code: str, port: int, callback_url: str, key: str, seed: int,
               extra: list[str] = (), protocol: str = "rest") -> Iterator[str]:
-    env = {**os.environ, f"SIM_{code}_KEY": key}
+    env = {**bootstrap.environment(), f"SIM_{code}_KEY": key}
     # Every HTTP simulator (rest, wallet) takes the same flags.
     cmd = [sys.executable, "-m", f"connectors.simulators.{protocol}", "--port", str(port),
            "--partner", code, "--callback-url", callback_url, "--key-env", f"SIM_{code}_KEY",
@@ -206,7 +221,8 @@ def _summary(svc: Services, imported, plan, recon: dict[str, int], period: str) 
 
 def _demo_settings(var_dir: Path, keys: dict[str, str], urls: dict[str, str],
                    extra_env: dict[str, str] | None = None) -> settings_module.Settings:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env = {k: v for k, v in bootstrap.environment().items()
+           if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update({"DISBURSE_VAR_DIR": str(var_dir), **(extra_env or {})})
     env.update({settings_module.partner_key_env(c): k for c, k in keys.items()})
     env.update({f"PARTNER_{c}_URL": u for c, u in urls.items()})
@@ -227,7 +243,7 @@ def run_demo(households: int, seed: int = 7, show_progress: bool | None = None) 
 
     _stop_on_sigterm()
     workdir = Path(tempfile.mkdtemp(prefix="disburse-demo-"))
-    scratch = settings_module.load({**os.environ, "DISBURSE_VAR_DIR": str(workdir)})
+    scratch = bootstrap.settings_from_environment(DISBURSE_VAR_DIR=str(workdir))
     # The demo drives the partners with an HTTP simulator (REST and wallet);
     # file partners have their own simulators.
     configured = load_partners(scratch.config_dir)
@@ -240,7 +256,8 @@ def run_demo(households: int, seed: int = 7, show_progress: bool | None = None) 
     phases = ["import", "plan", "approve", "dispatch", "confirm", "reconcile", "ledger"]
     with ExitStack() as stack, tqdm(total=len(phases), desc="demo", disable=not show,
                                     file=sys.stderr) as bar:
-        api = stack.enter_context(api_server(svc, "127.0.0.1", 0))
+        listener = stack.enter_context(api_listener("127.0.0.1", 0))
+        api = listener_url(listener)
         sims = {}
         for i, code in enumerate(codes):
             faults = DEMO_STATEMENT_FAULTS if i == 0 else []
@@ -250,8 +267,8 @@ def run_demo(households: int, seed: int = 7, show_progress: bool | None = None) 
                 seed + i, [*faults, "--reject-rate", str(DEMO_FAULTS["reject_rate"]),
                            "--uncollected-rate", str(DEMO_FAULTS["uncollected_rate"])],
                 configured[code].protocol))
-        svc = with_partner_urls(svc, sims)
-        tasks.use(svc)
+        svc = svc.with_partner_urls(sims)
+        stack.enter_context(api_server(svc, "127.0.0.1", 0, listener))
 
         def step(label: str) -> None:
             bar.set_postfix_str(label)
@@ -267,7 +284,7 @@ def serve(host: str, port: int, with_demo: bool, households: int) -> None:
     """`make run`: serve the console and API; with demo data, start the
     simulators on their configured ports and run one cycle first."""
     _stop_on_sigterm()
-    base = settings_module.load()
+    base = bootstrap.settings_from_environment()
     if not with_demo:
         svc = build(base)
         upgrade(svc.engine)
@@ -278,7 +295,6 @@ def serve(host: str, port: int, with_demo: bool, households: int) -> None:
     var_dir = base.var_dir
     keys = _persistent_partner_keys(var_dir, build(base).partners)
     svc = build(_demo_settings(var_dir, keys, {}))
-    tasks.use(svc)
     upgrade(svc.engine)
     officers, passwords = create_officers(svc, with_second=True)
     if passwords:

@@ -208,11 +208,9 @@ class ServiceStateCollector:
         for outcome, count in exceptions.items():
             f["exceptions"].add_metric([outcome], count)
         if svc.settings.redis_url:
-            from disbursement.jobs.queue import QUEUE_NAME
-
-            rq = dashboard.rq_figures(svc.settings.redis_url)
-            f["rq"].add_metric([QUEUE_NAME], rq["rq_queued"])
-            f["workers"].add_metric([QUEUE_NAME], rq["rq_workers"])
+            rq = svc.queue.figures()
+            f["rq"].add_metric([svc.queue.name], rq["rq_queued"])
+            f["workers"].add_metric([svc.queue.name], rq["rq_workers"])
 
 
 class _DefaultRegistry:

@@ -1,4 +1,5 @@
-"""Configuration, read once from the environment and typed.
+"""Configuration, typed, from the environment mapping that the composition root
+(`disbursement.bootstrap`) reads once and hands to `load`.
 
 Every setting has a documented default that makes the embedded mode work on one
 machine (SQLite file, jobs in-process). Secrets never have defaults in code: the
@@ -158,8 +159,10 @@ def partner_key_env(code: str) -> str:
     return f"PARTNER_{code.upper()}_HMAC_KEYS"
 
 
-def load(env: Mapping[str, str] | None = None) -> Settings:
-    env = dict(os.environ if env is None else env)
+def load(env: Mapping[str, str]) -> Settings:
+    """Typed settings from `env` (the composition root passes the process
+    environment; tests pass their own mapping)."""
+    env = dict(env)
     var_dir = Path(env.get("DISBURSE_VAR_DIR") or DEFAULT_VAR_DIR)
     config_dir = Path(env.get("DISBURSE_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
     database_url = env.get("DATABASE_URL") or f"sqlite:///{var_dir / 'disburse.db'}"

@@ -27,13 +27,13 @@ from typing import Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from disbursement.bootstrap import Services
 from disbursement.db.models import PaymentInstruction, Transfer, as_utc, utcnow
 from disbursement.db.models.ledger import ReconException
 from disbursement.domain.states import Role
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.officers import audit
 from disbursement.services.officers.users import Actor
+from disbursement.services.ports import Services
 from reconciliation.matcher import AGEING_BUCKETS, EXCEPTIONS, Outcome, ageing_bucket
 
 PAGE_SIZE = 100

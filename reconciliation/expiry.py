@@ -17,11 +17,11 @@ from datetime import date, datetime, time, timedelta, timezone
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from disbursement.bootstrap import Services
 from disbursement.db.models import PaymentInstruction, Transfer, TransferEvent, utcnow
 from disbursement.domain.states import TransferStatus as S
 from disbursement.services.officers import audit
 from disbursement.services.officers.users import Actor
+from disbursement.services.ports import Services
 from disbursement.services.tracking import transitions
 from reconciliation import exceptions
 from reconciliation import policy as recon_policy

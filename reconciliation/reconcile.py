@@ -24,7 +24,6 @@ from typing import BinaryIO, Iterable
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from disbursement.bootstrap import Services
 from disbursement.db.bulk import write_rows
 from disbursement.db.models import (
     PaymentInstruction,
@@ -41,6 +40,7 @@ from disbursement.domain.states import Role, TransferStatus
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.officers import audit
 from disbursement.services.officers.users import Actor
+from disbursement.services.ports import Services
 from disbursement.services.tracking import transitions
 from disbursement.streams import in_steps, sha256_and_rewind
 from reconciliation import exceptions, returns

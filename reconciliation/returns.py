@@ -21,12 +21,12 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from sqlalchemy import and_, insert, select
 from sqlalchemy.orm import Session
 
-from disbursement.bootstrap import Services
 from disbursement.db.bulk import write_rows
 from disbursement.db.models import InboundMessage, PaymentInstruction, Transfer, utcnow
 from disbursement.db.models.ledger import Arrears, FundReturn
 from disbursement.domain.states import TransferStatus as S
 from disbursement.services.ledger import postings as ledger
+from disbursement.services.ports import Services
 from disbursement.services.tracking import transitions
 from disbursement.services.tracking.confirmations import UnknownReferences
 from reconciliation import exceptions

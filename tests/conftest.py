@@ -20,7 +20,6 @@ from disbursement.bootstrap import Services, build
 from disbursement.db.migrate import upgrade
 from disbursement.db.models import Base
 from disbursement.domain.states import Role
-from disbursement.jobs import tasks
 from disbursement.services.officers import users
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +91,6 @@ def _truncate_all(svc: Services) -> None:
 def pg_svc(pg_url, tmp_path) -> Iterator[Services]:
     """Services on real PostgreSQL, jobs in-process; every table emptied after."""
     svc = build(make_settings(tmp_path, pg_url))
-    tasks.use(svc)
     yield svc
     svc.queue.drain()
     _truncate_all(svc)
@@ -104,7 +102,6 @@ def sqlite_svc(tmp_path) -> Iterator[Services]:
     """The embedded default: a SQLite file, jobs in-process."""
     svc = build(make_settings(tmp_path, f"sqlite:///{tmp_path / 'embedded.db'}"))
     upgrade(svc.engine)
-    tasks.use(svc)
     yield svc
     svc.queue.drain()
     svc.engine.dispose()
@@ -165,24 +162,25 @@ def live(svc, request) -> Iterator[Live]:
     posting signed confirmations back to it. Simulator flags come from
     `@pytest.mark.sim_args(...)`, settings overrides for our side from
     `@pytest.mark.live_settings(name=value, ...)`."""
-    import dataclasses
     from contextlib import ExitStack
 
-    from disbursement.demo import api_server, simulator, with_partner_urls
+    from disbursement.demo import api_listener, api_server, listener_url, simulator
 
     marker = request.node.get_closest_marker("sim_args")
     extra = list(marker.args) if marker else []
     settings_marker = request.node.get_closest_marker("live_settings")
     overrides = dict(settings_marker.kwargs) if settings_marker else {}
-    base = dataclasses.replace(svc, settings=svc.settings.with_overrides(**overrides), _queue=None)
     with ExitStack() as stack:
-        api = stack.enter_context(api_server(base, "127.0.0.1", 0))
+        # The API's port is known before its app is built: the simulators call
+        # it back, and its services (and their jobs) call the simulators.
+        listener = stack.enter_context(api_listener("127.0.0.1", 0))
+        api = listener_url(listener)
         # Port 0: each simulator binds a free port itself and reports it.
         sims = {code: stack.enter_context(simulator(
                     code, 0, f"{api}/api/v1/partners/{code}/confirmations",
                     PARTNER_KEYS[code], seed, extra))
                 for seed, code in enumerate(sorted(PARTNER_KEYS), start=1)}
-        live_svc = with_partner_urls(base, sims)
-        tasks.use(live_svc)
+        live_svc = svc.with_overrides(**overrides).with_partner_urls(sims)
+        stack.enter_context(api_server(live_svc, "127.0.0.1", 0, listener))
         yield Live(live_svc, api, sims)
         live_svc.queue.drain()

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from disbursement.services.ports import JobName
+
 EXIT_REFUSED = 3
 
 
@@ -35,14 +37,13 @@ def files() -> None:
 def collect(obj, partner_code: str | None, enqueue: bool) -> None:
     """Collect new partner files, verify them, apply their statuses."""
     from connectors.base import ConnectorError
-    from disbursement.jobs import file_tasks
     from disbursement.services.dispatch import file_collection
 
     svc = obj.svc
     codes = [partner_code] if partner_code else file_collection.file_partners(svc)
     if enqueue:
         for code in codes:
-            svc.queue.enqueue(file_tasks.collect_partner_files, code)
+            svc.queue.enqueue(JobName.COLLECT_PARTNER_FILES, code)
         click.echo(json.dumps({"enqueued": codes}))
         return
     reports, failed = [], False

@@ -9,10 +9,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 import click
+from rq.serializers import JSONSerializer
 
-from disbursement import settings as settings_module
+from disbursement import bootstrap
+from disbursement.bootstrap import Services
 from disbursement.domain.money import format_units
 from disbursement.domain.states import Role
+from disbursement.jobs.queue import QUEUE_NAME, RQJobQueue
+from disbursement.jobs.worker import ServicesWorker
 
 EXIT_INPUT = 2
 EXIT_REFUSED = 3
@@ -22,16 +26,13 @@ EXIT_CHECK_FAILED = 4
 class Ctx:
     def __init__(self, user: str | None) -> None:
         self.user = user
-        self._svc = None
+        self._svc: Services | None = None
 
     @property
-    def svc(self):
+    def svc(self) -> Services:
+        """Built on first use through the composition root, from the environment."""
         if self._svc is None:
-            from disbursement.bootstrap import build
-            from disbursement.jobs import tasks
-
-            self._svc = build(settings_module.load())
-            tasks.use(self._svc)
+            self._svc = bootstrap.from_environment()
         return self._svc
 
     def actor(self):
@@ -312,21 +313,17 @@ def outbox_sweep(obj: Ctx) -> None:
 @click.pass_obj
 def worker(obj: Ctx, burst: bool) -> None:
     """Run an RQ worker on REDIS_URL."""
-    from rq import SimpleWorker
-    from rq.serializers import JSONSerializer
-
-    from disbursement.jobs.queue import QUEUE_NAME, RQJobQueue
-
     if not obj.svc.settings.redis_url:
         _fail("REDIS_URL is not set: in the embedded mode jobs run in-process", EXIT_INPUT)
     from disbursement.cli.observability import worker_metrics
 
     queue = RQJobQueue(obj.svc.settings.redis_url)
     with worker_metrics(obj.svc.settings):
-        # SimpleWorker runs jobs in this process: one set of metrics files per
-        # worker, where a forked work horse per job would leave files per job.
-        SimpleWorker([QUEUE_NAME], connection=queue.connection, serializer=JSONSerializer).work(
-            burst=burst, with_scheduler=True)
+        # The worker runs jobs in this process with the services built above:
+        # one set of metrics files per worker, where a forked work horse per
+        # job would leave files per job.
+        ServicesWorker([QUEUE_NAME], connection=queue.connection, serializer=JSONSerializer,
+                       services=obj.svc).work(burst=burst, with_scheduler=True)
 
 
 @main.group()

@@ -1,12 +1,21 @@
-"""Where jobs go: RQ on Redis in production, a thread in this process in the
-embedded mode. The same job functions run either way; they take ids only."""
+"""The job-queue adapters: RQ on Redis in production, a thread in this process
+in the embedded mode. Both implement `services.ports.JobQueue` and run the same
+job functions (`jobs.catalog`); jobs carry ids only."""
 from __future__ import annotations
 
 import logging
 import queue
 import threading
 import time
-from typing import Callable, Protocol
+
+from redis import Redis
+from rq import Queue, Retry, Worker
+from rq.serializers import JSONSerializer
+
+from disbursement.domain.backoff import schedule, whole_seconds
+from disbursement.jobs.catalog import perform
+from disbursement.jobs.worker import ENTRY_POINTS
+from disbursement.services.ports import JobName, JobQueue, Services
 
 log = logging.getLogger(__name__)
 
@@ -15,31 +24,25 @@ QUEUE_NAME = "disburse"
 # jobs that failed together do not retry together.
 RQ_RETRIES, RQ_RETRY_BASE_SECONDS, RQ_RETRY_CAP_SECONDS = 5, 2.0, 300.0
 IN_PROCESS_RETRIES, IN_PROCESS_RETRY_BASE_SECONDS, IN_PROCESS_RETRY_CAP_SECONDS = 5, 0.2, 4.0
-
-
-class JobQueue(Protocol):
-    def enqueue(self, func: Callable[..., object], *args: object) -> None: ...
-
-    def drain(self, timeout_seconds: float = 600) -> None: ...
+# The dashboard and the readiness check must answer even when Redis does not.
+FIGURES_TIMEOUT_SECONDS = 2
 
 
 class RQJobQueue:
-    def __init__(self, redis_url: str) -> None:
-        from redis import Redis
-        from rq import Queue
-        from rq.serializers import JSONSerializer
+    """Enqueues a job's module-level entry function (`jobs.worker`) with its ids;
+    a `disburse worker` performs it with the Services it built."""
 
+    def __init__(self, redis_url: str) -> None:
+        self.name = QUEUE_NAME
+        self.redis_url = redis_url
         self.connection = Redis.from_url(redis_url)
         self.queue = Queue(QUEUE_NAME, connection=self.connection, serializer=JSONSerializer)
 
-    def enqueue(self, func: Callable[..., object], *args: object) -> None:
-        from rq import Retry
-
-        from disbursement.domain.backoff import schedule, whole_seconds
-
+    def enqueue(self, job: JobName, *args: int | str) -> None:
         intervals = whole_seconds(schedule(RQ_RETRIES, RQ_RETRY_BASE_SECONDS,
                                            RQ_RETRY_CAP_SECONDS))
-        self.queue.enqueue(func, *args, retry=Retry(max=RQ_RETRIES, interval=intervals))
+        self.queue.enqueue(ENTRY_POINTS[job], *args,
+                           retry=Retry(max=RQ_RETRIES, interval=intervals))
 
     def drain(self, timeout_seconds: float = 600) -> None:
         """Waits until workers have emptied the queue (used by the CLI and tests)."""
@@ -49,19 +52,29 @@ class RQJobQueue:
                 raise TimeoutError(f"queue {QUEUE_NAME} not drained in {timeout_seconds}s")
             time.sleep(0.1)
 
+    def figures(self) -> dict[str, int]:
+        """Raises redis.exceptions.ConnectionError when Redis does not answer."""
+        with Redis.from_url(self.redis_url, socket_timeout=FIGURES_TIMEOUT_SECONDS) as connection:
+            waiting = Queue(QUEUE_NAME, connection=connection)
+            return {"rq_queued": waiting.count,
+                    "rq_workers": Worker.count(connection=connection, queue=waiting)}
+
 
 class InProcessJobQueue:
-    """One background thread runs jobs in order, retrying a failed job a few
-    times; what still fails stays pending in the outbox for the sweeper."""
+    """One background thread runs jobs in order with the Services this queue was
+    built for, retrying a failed job a few times; what still fails stays pending
+    in the outbox for the sweeper."""
 
-    def __init__(self) -> None:
-        self._jobs: queue.Queue[tuple[Callable[..., object], tuple[object, ...]]] = queue.Queue()
+    def __init__(self, services: Services) -> None:
+        self.name = "in-process"
+        self._services = services
+        self._jobs: queue.Queue[tuple[JobName, tuple[int | str, ...]]] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="in-process-jobs", daemon=True)
         self._thread.start()
         self.failures: list[str] = []
 
-    def enqueue(self, func: Callable[..., object], *args: object) -> None:
-        self._jobs.put((func, args))
+    def enqueue(self, job: JobName, *args: int | str) -> None:
+        self._jobs.put((job, args))
 
     def drain(self, timeout_seconds: float = 600) -> None:
         deadline = time.monotonic() + timeout_seconds
@@ -70,27 +83,34 @@ class InProcessJobQueue:
                 raise TimeoutError(f"in-process jobs not drained in {timeout_seconds}s")
             time.sleep(0.02)
 
+    def figures(self) -> dict[str, int]:
+        return {}
+
     def _run(self) -> None:
         while True:
-            func, args = self._jobs.get()
-            from disbursement.domain.backoff import schedule
-
-            delays = schedule(IN_PROCESS_RETRIES, IN_PROCESS_RETRY_BASE_SECONDS,
-                              IN_PROCESS_RETRY_CAP_SECONDS)
+            job, args = self._jobs.get()
             try:
-                for delay in [*delays, None]:
-                    try:
-                        func(*args)
-                        break
-                    except Exception as exc:  # recorded and retried, then left to the sweeper
-                        log.warning("job failed", extra={"job": func.__name__, "error": str(exc)})
-                        if delay is None:
-                            self.failures.append(f"{func.__name__}{args}: {exc}")
-                        else:
-                            time.sleep(delay)
+                self._perform_with_retries(job, args)
             finally:
                 self._jobs.task_done()
 
+    def _perform_with_retries(self, job: JobName, args: tuple[int | str, ...]) -> None:
+        delays = schedule(IN_PROCESS_RETRIES, IN_PROCESS_RETRY_BASE_SECONDS,
+                          IN_PROCESS_RETRY_CAP_SECONDS)
+        for delay in [*delays, None]:
+            try:
+                perform(self._services, job, *args)
+                return
+            except Exception as exc:  # recorded and retried, then left to the sweeper
+                log.warning("job failed", extra={"job": job.value, "error": str(exc)})
+                if delay is None:
+                    self.failures.append(f"{job.value}{args}: {exc}")
+                else:
+                    time.sleep(delay)
 
-def make_queue(redis_url: str | None) -> JobQueue:
-    return RQJobQueue(redis_url) if redis_url else InProcessJobQueue()
+
+def queue_for(services: Services) -> JobQueue:
+    """The queue the composition root hands to `services`: RQ when Redis is
+    configured, otherwise a thread running jobs with these very services."""
+    redis_url = services.settings.redis_url
+    return RQJobQueue(redis_url) if redis_url else InProcessJobQueue(services)

@@ -1,54 +1,32 @@
-"""Job functions: importable at module level, taking ids only, idempotent.
-
-A worker process builds its services once from the environment; the embedded
-mode (and tests) hand theirs in with `use()`.
-"""
+"""Job functions of dispatch, notification and expiry: each takes the Services
+it runs with, then ids only, and is idempotent (a chunk already sent, a text
+already sent, a transfer already expired is skipped)."""
 from __future__ import annotations
 
-from disbursement.bootstrap import Services
+from datetime import date
 
-_services: Services | None = None
-
-
-def use(services: Services) -> None:
-    global _services
-    _services = services
-
-
-def services() -> Services:
-    global _services
-    if _services is None:
-        from disbursement import settings
-        from disbursement.bootstrap import build
-
-        _services = build(settings.load())
-    return _services
+from disbursement import metrics
+from disbursement.services.dispatch import chunks as dispatch
+from disbursement.services.dispatch import notify
+from disbursement.services.officers import users
+from disbursement.services.ports import Services
+from reconciliation import expiry
 
 
-def dispatch_chunk(outbox_id: int) -> dict:
-    from disbursement import metrics
-    from disbursement.services.dispatch import chunks as dispatch
-
+def dispatch_chunk(svc: Services, outbox_id: int) -> dict:
     with metrics.job("dispatch_chunk"):
-        result = dispatch.dispatch_chunk(services(), outbox_id)
+        result = dispatch.dispatch_chunk(svc, outbox_id)
     return {"outbox_id": outbox_id, "sent": result.sent, "rejected": result.rejected,
             "resolved_unknown": result.resolved_unknown, "skipped": result.skipped}
 
 
-def notify_chunk(outbox_id: int) -> dict:
-    from disbursement.services.dispatch import notify
-
-    result = notify.notify_chunk(services(), outbox_id)
+def notify_chunk(svc: Services, outbox_id: int) -> dict:
+    result = notify.notify_chunk(svc, outbox_id)
     return {"outbox_id": outbox_id, "sent": result.sent, "no_phone": result.no_phone,
             "skipped": result.skipped}
 
 
-def run_expiry(as_of: str | None = None) -> dict:
+def run_expiry(svc: Services, as_of: str | None = None) -> dict:
     """The daily expiry job (issue 4): `as_of` is an ISO date, default today."""
-    from datetime import date
-
-    from disbursement.services.officers import users
-    from reconciliation import expiry
-
     day = date.fromisoformat(as_of) if as_of else None
-    return expiry.run(services(), users.SYSTEM, day).as_dict()
+    return expiry.run(svc, users.SYSTEM, day).as_dict()

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from sqlalchemy import func, select, update
 
-from disbursement.bootstrap import Services
 from disbursement.db.models import Household, utcnow
 from disbursement.db.models.console import ConsoleJob
 from disbursement.domain.states import Role
 from disbursement.services.officers.users import Actor
+from disbursement.services.ports import JobName, Services
 
 PROGRESS_EVERY_ROWS = 1_000
 _memory: dict[int, int] = {}
@@ -52,7 +52,6 @@ def _create(svc: Services, actor: Actor, kind: str, params: dict, total: int | N
 
 def start_plan(svc: Services, actor: Actor, program: str, period: str) -> int:
     """Queues the planning of a cycle; returns the job id."""
-    from disbursement.jobs import console_tasks
     from disbursement.services.cycles.planning import UnknownProgram, parse_period
 
     actor.require(Role.MAKER)
@@ -65,22 +64,20 @@ def start_plan(svc: Services, actor: Actor, program: str, period: str) -> int:
             Household.score_micro <= rules.score_max_micro,
             Household.suspended.is_(False))).scalar_one()
     job_id = _create(svc, actor, "plan", {"program": program, "period": period}, eligible)
-    svc.queue.enqueue(console_tasks.run_plan, job_id)
+    svc.queue.enqueue(JobName.RUN_PLAN, job_id)
     return job_id
 
 
 def start_import(svc: Services, actor: Actor, path: Path, filename: str,
                  valid_rows_only: bool) -> int:
     """Queues the import of an uploaded registry extract saved at `path`."""
-    from disbursement.jobs import console_tasks
-
     actor.require(Role.MAKER)
     with path.open("rb") as fh:
         lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
     rows = max(lines - 1, 0) if filename.lower().endswith(".csv") else lines
     job_id = _create(svc, actor, "import", {"path": str(path), "filename": filename,
                                             "valid_rows_only": valid_rows_only}, rows)
-    svc.queue.enqueue(console_tasks.run_import, job_id)
+    svc.queue.enqueue(JobName.RUN_IMPORT, job_id)
     return job_id
 
 

@@ -6,22 +6,21 @@ import logging
 
 from flask import Flask
 
-from disbursement import settings as settings_module
-from disbursement.bootstrap import Services, build
+from disbursement import bootstrap
+from disbursement.bootstrap import Services
+from disbursement.settings import Settings
 from disbursement.web import errors
 
 
-def create_app(settings: settings_module.Settings | None = None,
-               services: Services | None = None) -> Flask:
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
+    """The app on `services`, else on services built from `settings`, else from
+    the environment (gunicorn): always through the composition root."""
     if services is None:
-        services = build(settings or settings_module.load())
+        services = bootstrap.build(settings) if settings else bootstrap.from_environment()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = services.settings.max_upload_bytes
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["disburse"] = services
-    from disbursement.jobs import tasks
-
-    tasks.use(services)
     errors.register(app)
     from disbursement.web.api import (
         batches,

@@ -116,8 +116,7 @@ def test_cycle_on_postgresql_redis_and_an_rq_worker_process(pg_url, redis_url, t
 
     from redis import Redis
 
-    from disbursement.demo import api_server, simulator, with_partner_urls
-    from disbursement.jobs import tasks
+    from disbursement.demo import api_server, simulator
 
     Redis.from_url(redis_url).flushdb()
     settings = make_settings(tmp_path, pg_url, redis_url)
@@ -129,8 +128,7 @@ def test_cycle_on_postgresql_redis_and_an_rq_worker_process(pg_url, redis_url, t
             sims = {code: stack.enter_context(simulator(
                 code, 0, f"{api}/api/v1/partners/{code}/confirmations",
                 PARTNER_KEYS[code], 1)) for code in PARTNER_KEYS}
-            svc = with_partner_urls(svc, sims)
-            tasks.use(svc)
+            svc = svc.with_partner_urls(sims)
             env = {**os.environ, "DATABASE_URL": pg_url, "REDIS_URL": redis_url,
                    "DISBURSE_VAR_DIR": str(tmp_path),
                    "DISBURSE_DATA_KEY": base64.b64encode(settings.data_key).decode(),

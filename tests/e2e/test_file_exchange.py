@@ -5,7 +5,6 @@ detected, reported, and change nothing."""
 from __future__ import annotations
 
 import base64
-import dataclasses
 import os
 import subprocess
 import sys
@@ -17,7 +16,6 @@ from sqlalchemy import select
 from connectors.base import PartnerStatus, RetryableError
 from disbursement.bootstrap import Services, build
 from disbursement.db.models import OutboxItem, Transfer, TransferEvent
-from disbursement.jobs import tasks
 from disbursement.services.dispatch import chunks as dispatch
 from disbursement.services.dispatch import file_collection
 from tests.conftest import _truncate_all, create_officers, make_settings
@@ -41,7 +39,6 @@ HOUSEHOLDS = 80
 def file_svc(pg_url, tmp_path) -> Iterator[Services]:
     svc = build(make_settings(tmp_path, pg_url).with_overrides(
         config_dir=file_partner_config(tmp_path)))
-    tasks.use(svc)
     yield svc
     svc.queue.drain()
     _truncate_all(svc)
@@ -56,7 +53,6 @@ def officers(file_svc):
 def _released(file_svc, officers, households_csv, sim) -> tuple[Services, int]:
     """DAMANE's batch released and dispatched; the partner has picked up the file."""
     svc = pointed_at(file_svc, [sim])
-    tasks.use(svc)
     batch_id = plan_and_release(svc, officers, households_csv(HOUSEHOLDS), PARTNER)
     sent = statuses(svc, batch_id)
     assert sent and {s for s, _ in sent.values()} == {"sent"}
@@ -185,9 +181,7 @@ def test_refused_connections_leave_the_chunk_queued_until_the_partner_is_back(
         svc = pointed_at(file_svc, [sim])
         # The in-process retries open the partner's circuit breaker; no cooldown,
         # so each call below is the breaker's probe and reaches the partner.
-        svc = dataclasses.replace(svc, settings=svc.settings.with_overrides(
-            breaker_cooldown_seconds=0))
-        tasks.use(svc)
+        svc = svc.with_overrides(breaker_cooldown_seconds=0)
         with svc.uow() as session:
             assert session.execute(select(OutboxItem)).first() is None
         batch_id = plan_and_release(svc, officers, households_csv(HOUSEHOLDS), PARTNER)

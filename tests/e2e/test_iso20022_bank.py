@@ -12,7 +12,6 @@ from connectors.iso20022.pain001 import InitiationSummary, read_pain001
 from disbursement.db.models import Household, PaymentInstruction, Transfer
 from disbursement.domain.rib import is_valid_rib
 from disbursement.iso20022.schemas import validate
-from disbursement.jobs import tasks
 from disbursement.services.dispatch import file_collection
 from tests.e2e.test_file_exchange import file_svc, officers  # noqa: F401  (fixtures)
 from tests.support.file_partners import (
@@ -34,7 +33,6 @@ XSD_BY_PREFIX = {"pain001": "pain.001.001.10", "pain002": "pain.002.001.11",
 
 def _released(file_svc, officers, households_csv, sim):  # noqa: F811
     svc = pointed_at(file_svc, [sim])
-    tasks.use(svc)
     batch_id = plan_and_release(svc, officers, households_csv(HOUSEHOLDS), BANK)
     sent = statuses(svc, batch_id)
     assert sent and {s for s, _ in sent.values()} == {"sent"}

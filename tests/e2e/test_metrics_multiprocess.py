@@ -18,8 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.floor import stop_gunicorn
 from disbursement.demo import free_port
-from disbursement.jobs import tasks
 from disbursement.jobs.queue import RQJobQueue
+from disbursement.services.ports import JobName
 from tests.conftest import PARTNER_KEYS, ROOT
 
 pytestmark = pytest.mark.e2e
@@ -122,7 +122,7 @@ def test_metrics_sum_both_gunicorn_workers_and_an_rq_worker(env, tmp_path):
         # directory.
         queue = RQJobQueue(env["REDIS_URL"])
         for outbox_id in (101, 102, 103):
-            queue.enqueue(tasks.dispatch_chunk, outbox_id)
+            queue.enqueue(JobName.DISPATCH_CHUNK, outbox_id)
         assert _scrape(url)[("disburse_rq_queued_jobs", (("queue", "disburse"),))] == 3
         worker = subprocess.run(
             [sys.executable, "-m", "disbursement.cli", "worker", "--burst"],

@@ -6,7 +6,6 @@ none lost. Covered elsewhere: 5xx and accept-then-timeout and rejections
 statement flaws (test_cycle.py)."""
 from __future__ import annotations
 
-import dataclasses
 import socket
 from contextlib import contextmanager
 from typing import Iterator
@@ -15,7 +14,6 @@ import pytest
 from sqlalchemy import func, select
 
 from disbursement.db.models import LedgerPosting, OutboxItem, Transfer
-from disbursement.jobs import tasks
 from disbursement.services.batches import approval as batches
 from disbursement.services.dispatch import chunks as dispatch
 from disbursement.services.ledger import postings as ledger
@@ -105,18 +103,17 @@ def test_a_connection_timeout_is_retried_then_sent_once(live, officers, househol
     svc = live.svc
     batch_id = _approved_batch(svc, officers, households_csv)
     with blackhole() as unreachable:
-        cut_off = dataclasses.replace(svc, settings=svc.settings.with_overrides(
-            partner_urls={**svc.settings.partner_urls, PARTNER: unreachable}), _queue=None)
-        tasks.use(cut_off)
+        # Services (and their job queue) that see the partner through a cut network.
+        cut_off = svc.with_partner_urls({PARTNER: unreachable})
         batches.release(cut_off, batch_id, officers.maker)
         item = _wait_until(lambda: (i := _outbox(svc, batch_id)).attempts >= 1 and i,
                            "a failed attempt")
         assert "partner unreachable (ConnectTimeout" in item.last_error
         assert set(_statuses(svc, batch_id).values()) == {"queued"}
-        tasks.use(svc)                                   # the network is back
-    cut_off.queue.drain()               # the job's own retry now gets through...
-    dispatch.sweep(svc, include_not_due=True)
-    svc.queue.drain()                   # ...and the sweeper's copy finds nothing left
+    cut_off.queue.drain()               # the job's own retries never get through...
+    assert set(_statuses(svc, batch_id).values()) == {"queued"}
+    dispatch.sweep(svc, include_not_due=True)   # ...the network is back: the sweeper's
+    svc.queue.drain()                           # copy, on the services that reach it, sends
     _sim(live, "POST", "/_sim/advance", {"to": "paid"})
 
     _assert_sound(live, batch_id, "paid")

@@ -30,16 +30,12 @@ pytestmark = pytest.mark.e2e
 
 
 def _services(svc, harness, **overrides):
-    """Services reaching the harness's simulator; jobs run with them too."""
-    from disbursement.jobs import tasks
-
+    """Services reaching the harness's simulator, with a job queue of their own
+    that runs jobs with them too."""
     wanted = harness.service_overrides()
-    settings = svc.settings.with_overrides(
+    return svc.with_overrides(
         partner_urls={**svc.settings.partner_urls, **wanted["partner_urls"]},
         partner_keys={**svc.settings.partner_keys, **wanted["partner_keys"]}, **overrides)
-    ours = dataclasses.replace(svc, settings=settings, _queue=None)
-    tasks.use(ours)
-    return ours
 
 
 def _gauge(name: str, **labels) -> float | None:

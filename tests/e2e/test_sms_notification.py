@@ -6,7 +6,6 @@ in no log line and no export. A gateway outage is retried without a second
 message to anyone."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -85,9 +84,7 @@ def test_one_message_per_cash_transfer_with_the_code_the_partner_received(
         live, tmp_path, households_csv, caplog):
     caplog.set_level(logging.DEBUG)
     with sms_gateway() as gateway, httpx.Client(timeout=30) as client:
-        svc = dataclasses.replace(live.svc, _queue=None, settings=live.svc.settings.with_overrides(
-            sms_gateway_url=gateway, sms_gateway_key=SMS_KEY.encode()))
-        tasks.use(svc)
+        svc = live.svc.with_overrides(sms_gateway_url=gateway, sms_gateway_key=SMS_KEY.encode())
         run_cycle(svc, tmp_path, households_csv, 80)
 
         delivered = client.get(f"{gateway}/_sim/messages").json()
@@ -132,7 +129,7 @@ def test_one_message_per_cash_transfer_with_the_code_the_partner_received(
             assert notify_ids and all(session.get(OutboxItem, i).status == "done"
                                       for i in notify_ids)
         for outbox_id in notify_ids:
-            tasks.notify_chunk(outbox_id)
+            tasks.notify_chunk(svc, outbox_id)
         dispatch.sweep(svc)
         svc.queue.drain()
         again = client.get(f"{gateway}/_sim/messages").json()
@@ -147,9 +144,7 @@ def test_one_message_per_cash_transfer_with_the_code_the_partner_received(
 @pytest.mark.parametrize("svc", ["postgresql"], indirect=True)
 def test_gateway_outage_is_retried_and_nobody_is_texted_twice(live, tmp_path, households_csv):
     with sms_gateway("--error-rate", "1") as gateway, httpx.Client(timeout=30) as client:
-        svc = dataclasses.replace(live.svc, _queue=None, settings=live.svc.settings.with_overrides(
-            sms_gateway_url=gateway, sms_gateway_key=SMS_KEY.encode()))
-        tasks.use(svc)
+        svc = live.svc.with_overrides(sms_gateway_url=gateway, sms_gateway_key=SMS_KEY.encode())
         run_cycle(svc, tmp_path, households_csv, 30)
         assert client.get(f"{gateway}/_sim/messages").json()["messages"] == []
         with svc.uow() as session:

@@ -3,7 +3,6 @@ SFTP partner DAMANE and bank transfers to the ISO 20022 bank CIHBANK, services
 pointed at simulator processes, and helpers to plan, release and observe."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import shutil
@@ -68,9 +67,9 @@ def pointed_at(svc: Services, sims: list[FileSimulatorProcess]) -> Services:
     from environment variables the way production reads them."""
     env = {k: v for sim in sims for k, v in sim.settings_env().items()}
     loaded = settings_module.load({"DISBURSE_DATA_KEY": "AA==", **env})
-    return dataclasses.replace(svc, settings=svc.settings.with_overrides(
+    return svc.with_overrides(
         partner_urls={**svc.settings.partner_urls, **loaded.partner_urls},
-        partner_sftp={**svc.settings.partner_sftp, **loaded.partner_sftp}))
+        partner_sftp={**svc.settings.partner_sftp, **loaded.partner_sftp})
 
 
 def plan_and_release(svc: Services, officers, path: Path, partner: str) -> int:

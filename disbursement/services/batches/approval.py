@@ -7,13 +7,13 @@ from __future__ import annotations
 from sqlalchemy import distinct, func, select, update
 from sqlalchemy.orm import Session
 
-from disbursement.bootstrap import Services
 from disbursement.db.models import Batch, BatchDecision, Cycle, OutboxItem, Transfer, utcnow
 from disbursement.db.upsert import insert_ignore, insert_ignore_one
 from disbursement.domain.states import BatchStatus, Role, TransferStatus
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.officers import audit
 from disbursement.services.officers.users import Actor
+from disbursement.services.ports import JobName, Services
 from disbursement.services.tracking import transitions
 
 DISPATCH_KIND = "dispatch_chunk"
@@ -151,8 +151,6 @@ def release(svc: Services, batch_id: int, actor: Actor) -> list[int]:
             OutboxItem.batch_id == batch_id, OutboxItem.kind == DISPATCH_KIND,
             OutboxItem.status == "pending")).scalars().all()
         session.commit()
-    from disbursement.jobs import tasks
-
     for outbox_id in outbox_ids:
-        svc.queue.enqueue(tasks.dispatch_chunk, outbox_id)
+        svc.queue.enqueue(JobName.DISPATCH_CHUNK, outbox_id)
     return list(outbox_ids)

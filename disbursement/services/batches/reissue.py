@@ -18,7 +18,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from disbursement.bootstrap import Services
 from disbursement.db.models import (
     Batch,
     Household,
@@ -34,6 +33,7 @@ from disbursement.domain.states import TransferStatus as S
 from disbursement.services.dispatch.partner_health import open_partners
 from disbursement.services.officers import audit
 from disbursement.services.officers.users import Actor
+from disbursement.services.ports import Services
 
 REISSUABLE = (S.REJECTED.value, S.FAILED.value)
 

@@ -15,7 +15,6 @@ from functools import lru_cache
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from disbursement.bootstrap import Services
 from disbursement.db.bulk import reserve_ids, write_rows
 from disbursement.db.models import (
     Batch,
@@ -34,6 +33,7 @@ from disbursement.domain.states import BatchStatus, Role, TransferStatus
 from disbursement.services.cycles import routing
 from disbursement.services.officers import audit
 from disbursement.services.officers.users import Actor
+from disbursement.services.ports import Services
 from disbursement.services.tracking.transitions import EVENT_COLUMNS
 
 HOUSEHOLDS_PER_STEP = 5_000

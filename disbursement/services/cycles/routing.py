@@ -12,7 +12,6 @@ from typing import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from disbursement.bootstrap import Services
 from disbursement.db.models import Batch, Household, PaymentInstruction, Transfer
 from disbursement.db.models.routing import RouteExplanation
 from disbursement.db.models.routing import ServicePoint as ServicePointRow
@@ -22,6 +21,7 @@ from disbursement.domain.routing import PartnerDays, Router
 from disbursement.domain.service_points import PointBook, ServicePoint
 from disbursement.domain.states import CLOSED_ATTEMPT
 from disbursement.services.dispatch.partner_health import open_partners
+from disbursement.services.ports import Services
 
 _CLOSED = [s.value for s in CLOSED_ATTEMPT]
 

@@ -15,7 +15,6 @@ from typing import BinaryIO
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from disbursement.bootstrap import Services
 from disbursement.db.models import Transfer, utcnow
 from disbursement.db.models.routing import ServicePoint
 from disbursement.db.upsert import upsert
@@ -28,6 +27,7 @@ from disbursement.domain.service_points import (
 from disbursement.domain.states import CLOSED_ATTEMPT, Role, TransferStatus
 from disbursement.services.officers import audit
 from disbursement.services.officers.users import Actor
+from disbursement.services.ports import Services
 
 COLUMNS = ("code", "name", "address", "region_code", "province_code", "commune_code",
            "latitude", "longitude", "opening_days", "daily_capacity_transfers",

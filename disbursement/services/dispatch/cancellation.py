@@ -14,13 +14,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from connectors.base import AmbiguousOutcome, PartnerStatus, RetryableError, TerminalError
-from disbursement.bootstrap import Services
 from disbursement.db.models import PaymentInstruction, Transfer
 from disbursement.domain.states import Role
 from disbursement.domain.states import TransferStatus as S
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.officers import audit
 from disbursement.services.officers.users import Actor
+from disbursement.services.ports import Services
 from disbursement.services.tracking import transitions
 
 NEVER_SENT = (S.PENDING_APPROVAL, S.APPROVED, S.ON_HOLD)

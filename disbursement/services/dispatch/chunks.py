@@ -33,7 +33,6 @@ from connectors.base import (
     TerminalError,
 )
 from disbursement import metrics
-from disbursement.bootstrap import Services
 from disbursement.db.models import Household, OutboxItem, PaymentInstruction, Transfer, utcnow
 from disbursement.domain.backoff import backoff_seconds
 from disbursement.domain.breaker import Admission
@@ -41,6 +40,7 @@ from disbursement.domain.states import TransferStatus as S
 from disbursement.domain.wallet import normalise_mobile
 from disbursement.services.dispatch import notify, partner_health
 from disbursement.services.ledger import postings as ledger
+from disbursement.services.ports import JobName, Services
 from disbursement.services.tracking import transitions
 
 log = logging.getLogger(__name__)
@@ -273,9 +273,7 @@ def sweep(svc: Services, include_not_due: bool = False) -> list[int]:
                               OutboxItem.next_attempt_at <= utcnow()))
     with svc.uow() as session:
         items = session.execute(stmt.order_by(OutboxItem.id)).all()
-    from disbursement.jobs import tasks
-
     for outbox_id, kind in items:
-        job = tasks.notify_chunk if kind == notify.NOTIFY_KIND else tasks.dispatch_chunk
+        job = JobName.NOTIFY_CHUNK if kind == notify.NOTIFY_KIND else JobName.DISPATCH_CHUNK
         svc.queue.enqueue(job, outbox_id)
     return [outbox_id for outbox_id, _ in items]

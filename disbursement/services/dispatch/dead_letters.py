@@ -7,11 +7,11 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from disbursement.bootstrap import Services
 from disbursement.db.models import Batch, OutboxItem, Transfer, as_utc, utcnow
 from disbursement.domain.states import Role
 from disbursement.services.officers import audit
 from disbursement.services.officers.users import Actor
+from disbursement.services.ports import JobName, Services
 
 
 class DeadLetterNotFound(LookupError):
@@ -47,8 +47,7 @@ def retry(svc: Services, outbox_id: int, actor: Actor) -> None:
         audit.record(session, actor.username, "dead_letter.retry", "outbox", outbox_id,
                      {"attempts": previous.attempts, "last_error": previous.last_error})
         session.commit()
-    from disbursement.jobs import tasks
     from disbursement.services.dispatch.chunks import refresh_dead_letter_gauge
 
     refresh_dead_letter_gauge(svc)
-    svc.queue.enqueue(tasks.dispatch_chunk, outbox_id)
+    svc.queue.enqueue(JobName.DISPATCH_CHUNK, outbox_id)

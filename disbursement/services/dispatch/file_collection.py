@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 
 from connectors.base import PartnerStatus
 from connectors.factory import FILE_PROTOCOLS
-from disbursement.bootstrap import Services
 from disbursement.db.models import Transfer
 from disbursement.db.models.files import PartnerFile
+from disbursement.services.ports import Services
 from disbursement.services.tracking import confirmations
 
 # What `confirmations.apply` acts on (`received` only repeats what the upload told us).

@@ -20,13 +20,13 @@ from sqlalchemy.orm import Session
 
 from connectors.sms import SmsGateway, SmsMessage
 from disbursement import metrics
-from disbursement.bootstrap import Services
 from disbursement.db.models import Household, OutboxItem, PaymentInstruction, Transfer, utcnow
 from disbursement.db.models.routing import Notification, ServicePoint
 from disbursement.db.upsert import insert_ignore
 from disbursement.domain.money import format_units
 from disbursement.domain.states import TransferStatus as S
 from disbursement.domain.withdrawal import code_hash, withdrawal_code
+from disbursement.services.ports import JobName, Services
 
 log = logging.getLogger(__name__)
 NOTIFY_KIND = "notify"
@@ -70,9 +70,7 @@ def record_work(svc: Services, session: Session, batch_id: int, chunk_no: int,
 def enqueue(svc: Services, outbox_id: int | None) -> None:
     """After the commit, never before."""
     if outbox_id is not None:
-        from disbursement.jobs import tasks
-
-        svc.queue.enqueue(tasks.notify_chunk, outbox_id)
+        svc.queue.enqueue(JobName.NOTIFY_CHUNK, outbox_id)
 
 
 def render(svc: Services, row) -> str:

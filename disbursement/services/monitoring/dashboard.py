@@ -19,6 +19,7 @@ from disbursement.db.models import Batch, OutboxItem, Transfer, TransferEvent, a
 from disbursement.domain.money import format_units
 from disbursement.domain.states import TransferStatus as S
 from disbursement.services.dispatch import partner_health
+from disbursement.services.ports import Services
 
 WINDOW_HOURS = 24
 CONFIRMED = (S.AVAILABLE.value, S.PAID.value)
@@ -28,8 +29,8 @@ PERCENTILES = {"p50_seconds": 0.5, "p95_seconds": 0.95}
 def snapshot(session: Session, now: datetime | None = None, *, partners: Iterable[str] = (),
              queues: Mapping[str, int] | None = None) -> dict:
     """The dashboard's data as JSON-ready values. `partners` adds configured
-    partners that have no transfers yet; `queues` the RQ figures (see
-    `rq_figures`), zeros when absent (in-process jobs)."""
+    partners that have no transfers yet; `queues` the RQ figures (the job
+    queue's `figures()`), zeros when absent (in-process jobs)."""
     now = as_utc(now or utcnow())
     since = now - timedelta(hours=WINDOW_HOURS)
     postgres = session.get_bind().dialect.name == "postgresql"
@@ -50,29 +51,14 @@ def snapshot(session: Session, now: datetime | None = None, *, partners: Iterabl
     }
 
 
-def snapshot_for(svc, now: datetime | None = None) -> dict:
+def snapshot_for(svc: Services, now: datetime | None = None) -> dict:
     """The snapshot with the configured partners and, when Redis is
     configured, the RQ queue length and registered workers."""
-    queues = rq_figures(svc.settings.redis_url) if svc.settings.redis_url else {}
+    queues = svc.queue.figures() if svc.settings.redis_url else {}
     with svc.uow() as session:
         data = snapshot(session, now, partners=svc.partners.keys(), queues=queues)
     data["queues"]["jobs"] = "rq" if svc.settings.redis_url else "in-process"
     return data
-
-
-def rq_figures(redis_url: str) -> dict[str, int]:
-    """Jobs waiting on the dispatch queue and workers registered on it.
-
-    Raises redis.exceptions.ConnectionError when Redis does not answer."""
-    from redis import Redis
-    from rq import Queue, Worker
-
-    from disbursement.jobs.queue import QUEUE_NAME
-
-    with Redis.from_url(redis_url, socket_timeout=2) as connection:
-        queue = Queue(QUEUE_NAME, connection=connection)
-        return {"rq_queued": queue.count, "rq_workers": Worker.count(connection=connection,
-                                                                      queue=queue)}
 
 
 def transfers_by_state(session: Session) -> list[tuple[str, dict[str, int]]]:

@@ -39,9 +39,7 @@ def check(svc) -> dict[str, dict]:
         checks["workers"] = _result(True, "in-process")
         return checks
     try:
-        from disbursement.services.monitoring.dashboard import rq_figures
-
-        figures = rq_figures(svc.settings.redis_url)
+        figures = svc.queue.figures()
         checks["redis"] = _result(True, "answers")
         workers = figures["rq_workers"]
         checks["workers"] = _result(workers > 0, f"{workers} RQ worker(s) registered"

@@ -15,11 +15,11 @@ import pyotp
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from disbursement.bootstrap import Services
 from disbursement.db.models import User, as_utc, utcnow
 from disbursement.db.models.console import LoginThrottle, OfficerTotp
 from disbursement.db.upsert import insert_ignore, upsert
 from disbursement.services.officers import audit, users
+from disbursement.services.ports import Services
 
 TOTP_ISSUER = "Disbursement console"
 TOTP_DIGITS = 6

@@ -14,13 +14,13 @@ from typing import BinaryIO
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from disbursement.bootstrap import Services
 from disbursement.db.models import Household, RegistryImport, RegistryImportError, utcnow
 from disbursement.db.models.console import HouseholdAccount
 from disbursement.db.upsert import insert_ignore, upsert
 from disbursement.domain.states import Role
 from disbursement.services.officers import audit
 from disbursement.services.officers.users import Actor
+from disbursement.services.ports import Services
 from disbursement.services.registry import reader, schema
 from disbursement.streams import sha256_and_rewind
 

@@ -19,11 +19,11 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from disbursement import metrics
-from disbursement.bootstrap import Services
 from disbursement.db.bulk import write_rows
 from disbursement.db.models import InboundMessage, Transfer, utcnow
 from disbursement.domain.states import TransferStatus as S
 from disbursement.services.ledger import postings as ledger
+from disbursement.services.ports import Services
 from disbursement.services.tracking import latency, transitions
 
 LOOKUP_CHUNK = 5_000
