@@ -10,6 +10,9 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import click
+from prometheus_client import generate_latest
+
+from disbursement.web.observability import scrape_registry
 
 log = logging.getLogger(__name__)
 EXIT_NOT_READY = 4
@@ -65,10 +68,6 @@ def register(main: click.Group) -> None:
     @click.pass_obj
     def metrics_command(obj) -> None:
         """Print what /metrics would serve (all processes' files in multiprocess mode)."""
-        from prometheus_client import generate_latest
-
-        from disbursement import metrics
-
         metrics_dir = obj.svc.settings.metrics_dir
-        click.echo(generate_latest(metrics.scrape_registry(
+        click.echo(generate_latest(scrape_registry(
             obj.svc, str(metrics_dir) if metrics_dir else None)).decode(), nl=False)
