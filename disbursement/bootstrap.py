@@ -10,13 +10,14 @@ from connectors.base import Connector
 from disbursement.crypto import PersonalDataVault
 from disbursement.db.session import UnitOfWork, make_engine
 from disbursement.domain.entitlement import ProgramRules, load_programs
+from disbursement.domain.errors import NotFound
 from disbursement.domain.routing import Partner, load_partners
 from disbursement.jobs.queue import JobQueue, make_queue
 from disbursement.settings import Settings
 from reconciliation.readers.camt import read_camt054
 
 
-class UnknownPartner(LookupError):
+class UnknownPartner(NotFound, LookupError):
     """Raised when a partner code is not in config/partners.toml."""
 
 

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from disbursement.domain.errors import BadInput
+
 SCORE_SCALE = 1_000_000  # scores are stored as integer millionths
 
 
-class NoRulesForYear(LookupError):
+class NoRulesForYear(BadInput, LookupError):
     """Raised when a period falls in a year the program's rule file does not cover."""
 
 

@@ -11,8 +11,9 @@ from flask import Blueprint, Flask, render_template
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
+from disbursement.domain.errors import DomainError
 from disbursement.domain.money import format_units
-from disbursement.web.errors import STATUS_BY_ERROR
+from disbursement.web.errors import status_of
 
 SESSION_HOURS = 8
 bp = Blueprint("officer", __name__, url_prefix="/console")
@@ -51,14 +52,10 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["mad"] = format_units
 
 
-def _page_for(status: int):
-    def handler(exc):
-        return render_template("console/error.html", status=status, message=str(exc)), status
-    return handler
-
-
-for _error, _status, _code in STATUS_BY_ERROR:
-    bp.register_error_handler(_error, _page_for(_status))
+@bp.errorhandler(DomainError)
+def _refusal_page(exc: DomainError):
+    status = status_of(exc)
+    return render_template("console/error.html", status=status, message=str(exc)), status
 
 
 @bp.errorhandler(CSRFError)
