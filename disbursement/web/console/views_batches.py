@@ -8,7 +8,7 @@ from disbursement.domain.states import BatchStatus, Role, TransferStatus
 from disbursement.services.batches import approval as batches
 from disbursement.services.batches import queries, review
 from disbursement.services.officers import sign_in as officers
-from disbursement.web.console import bp
+from disbursement.web.console.blueprint import bp
 from disbursement.web.console.guard import (
     has_role,
     may_see_personal_data,

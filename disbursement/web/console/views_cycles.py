@@ -11,7 +11,7 @@ from disbursement.services import progress as console_jobs
 from disbursement.services.cycles import queries as cycle_queries
 from disbursement.services.cycles import review as cycle_review
 from disbursement.services.registry import reader
-from disbursement.web.console import bp
+from disbursement.web.console.blueprint import bp
 from disbursement.web.console.guard import not_found, services, signed_in
 
 

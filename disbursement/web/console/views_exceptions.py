@@ -10,7 +10,7 @@ from disbursement.domain.errors import DomainError
 from disbursement.domain.money import parse_units
 from disbursement.domain.states import Role
 from disbursement.services.officers import sign_in as officers
-from disbursement.web.console import bp
+from disbursement.web.console.blueprint import bp
 from disbursement.web.console.guard import has_role, not_found, services, signed_in
 from disbursement.web.errors import status_of
 from reconciliation import exceptions

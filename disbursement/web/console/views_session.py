@@ -7,7 +7,7 @@ from disbursement.domain.states import BatchStatus, Role
 from disbursement.services.batches import queries as batch_queries
 from disbursement.services.officers import sign_in as officers
 from disbursement.services.officers import users
-from disbursement.web.console import bp
+from disbursement.web.console.blueprint import bp
 from disbursement.web.console.guard import safe_next, services, signed_in
 
 HOME_BATCHES = 100
