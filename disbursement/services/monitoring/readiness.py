@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from disbursement.db.migrate import alembic_config
+from disbursement.services.monitoring.dashboard import rq_figures
 
 
 def _result(ok: bool, detail: str) -> dict:
@@ -39,8 +40,6 @@ def check(svc) -> dict[str, dict]:
         checks["workers"] = _result(True, "in-process")
         return checks
     try:
-        from disbursement.services.monitoring.dashboard import rq_figures
-
         figures = rq_figures(svc.settings.redis_url)
         checks["redis"] = _result(True, "answers")
         workers = figures["rq_workers"]
