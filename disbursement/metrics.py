@@ -12,7 +12,7 @@ processes.
 
 Figures read from the database and Redis when Prometheus scrapes are not
 defined here: that collector queries, so it is an adapter
-(`disbursement.web.observability.ServiceStateCollector`), computed once per
+(`disbursement.web.scrape.ServiceStateCollector`), computed once per
 scrape by the process serving `/metrics`. This module imports no service:
 services import it to count their work.
 """

@@ -45,8 +45,8 @@ def registry_import(obj: Ctx, file: Path, valid_rows_only: bool, errors_out: Pat
             csv.writer(out).writerows(registry_service.error_report_rows(session, result.import_id))
         click.echo(f"{result.rows_invalid} bad row(s); error report: {target}", err=True)
     if result.status == "rejected":
-        fail("nothing imported: the file has errors (use --valid-rows-only to import the valid rows)",
-             EXIT_INPUT)
+        fail("nothing imported: the file has errors "
+             "(use --valid-rows-only to import the valid rows)", EXIT_INPUT)
 
 
 @click.group()

@@ -16,7 +16,7 @@ from disbursement.cli.context import EXIT_CHECK_FAILED, Ctx
 from disbursement.services.monitoring import readiness
 from disbursement.services.monitoring.dashboard import snapshot_for
 from disbursement.settings import Settings
-from disbursement.web.observability import scrape_registry
+from disbursement.web.scrape import scrape_registry
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
-from disbursement.web.observability import ServiceStateCollector
+from disbursement.web.scrape import ServiceStateCollector
 from tests.conftest import ROOT
 from tests.support.tools import ensure_promtool
 

@@ -1,6 +1,6 @@
 """The figures Prometheus reads at scrape time, as one query function.
 
-The scrape-time collector is an adapter (`disbursement.web.observability`):
+The scrape-time collector is an adapter (`disbursement.web.scrape`):
 it turns these figures into metric families. Keeping the reading here lets the
 collector stay free of tables and sessions, and lets `disbursement.metrics`
 define metrics without importing any service."""

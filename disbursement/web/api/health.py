@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from disbursement.services.monitoring import readiness
 from disbursement.web.auth import services
-from disbursement.web.observability import scrape_registry
+from disbursement.web.scrape import scrape_registry
 
 bp = Blueprint("health", __name__)
 
