@@ -9,11 +9,6 @@ from connectors.simulators.sftp import sftp_command
 from connectors.simulators.sms import sms_command
 from connectors.simulators.wallet import wallet_command
 
-try:
-    from connectors.simulators.iso20022 import iso20022_command
-except ImportError:     # the bank simulator needs the ISO 20022 library
-    iso20022_command = None
-
 
 @click.group()
 def simulator() -> None:
@@ -24,5 +19,9 @@ simulator.add_command(rest_command, "rest")
 simulator.add_command(sftp_command, "sftp")
 simulator.add_command(wallet_command, "wallet")
 simulator.add_command(sms_command, "sms")
-if iso20022_command is not None:
+try:
+    from connectors.simulators.iso20022 import iso20022_command
+except ImportError:     # the bank simulator needs the ISO 20022 library
+    pass
+else:
     simulator.add_command(iso20022_command, "iso20022")
