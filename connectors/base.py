@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Mapping, Protocol, Sequence
 
 from connectors.signing import NonceStore
+from disbursement.domain.errors import BadInput
 
 
 class PartnerStatus(enum.StrEnum):
@@ -89,7 +90,7 @@ class AmbiguousOutcome(ConnectorError):
     attempt must ask `status()` before any resend."""
 
 
-class BadInboundMessage(ConnectorError):
+class BadInboundMessage(ConnectorError, BadInput):
     """Raised when a verified partner message does not have the protocol's
     shape (not JSON, unknown status word, missing reference): nothing of it is
     applied."""

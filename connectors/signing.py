@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass
 from typing import Mapping, Protocol, Sequence
 
+from disbursement.domain.errors import Unauthenticated
+
 TIMESTAMP_HEADER = "X-Disburse-Timestamp"
 NONCE_HEADER = "X-Disburse-Nonce"
 SIGNATURE_HEADER = "X-Disburse-Signature"
@@ -40,7 +42,7 @@ NONCE_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}", re.ASCII)
 NONCE_BYTES = 16
 
 
-class SignatureError(Exception):
+class SignatureError(Unauthenticated):
     """Raised when a message's signature is missing, malformed, stale or wrong.
     The message must then be refused without being parsed."""
 

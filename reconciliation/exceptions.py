@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from disbursement.db.models import PaymentInstruction, Transfer, as_utc, utcnow
 from disbursement.db.models.ledger import ReconException
+from disbursement.domain.errors import BadInput, Conflict, NotFound
 from disbursement.domain.states import Role
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.officers import audit
@@ -51,19 +52,19 @@ class ResolutionKind(enum.StrEnum):
     CHASE_PARTNER = "chase_partner"
 
 
-class ExceptionNotFound(LookupError):
+class ExceptionNotFound(NotFound, LookupError):
     """Raised when no exception has the given id."""
 
 
-class AlreadyResolved(Exception):
+class AlreadyResolved(Conflict):
     """Raised when resolving an exception that is no longer expected or open."""
 
 
-class UnknownAge(ValueError):
+class UnknownAge(BadInput, ValueError):
     """Raised when an age filter names no ageing bucket."""
 
 
-class BadResolution(ValueError):
+class BadResolution(BadInput, ValueError):
     """Raised when a resolution lacks a reason, names an unknown kind, or a
     correction lacks its amount (or the program and period it concerns)."""
 

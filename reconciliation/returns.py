@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from disbursement.db.bulk import write_rows
 from disbursement.db.models import InboundMessage, PaymentInstruction, Transfer, utcnow
 from disbursement.db.models.ledger import Arrears, FundReturn
+from disbursement.domain.errors import BadInput
 from disbursement.domain.states import TransferStatus as S
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.ports import Services
@@ -33,7 +34,7 @@ from reconciliation import exceptions
 from reconciliation.matcher import FUNDS_RETURNABLE, Outcome
 
 
-class BadReturn(ValueError):
+class BadReturn(BadInput, ValueError):
     """Raised when a returns body is not a return or a non-empty list of them."""
 
     def __init__(self, message: str, details: Any = None) -> None:

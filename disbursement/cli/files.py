@@ -1,4 +1,4 @@
-"""File exchange and ISO 20022: SFTP and bank simulators (issue 3)."""
+"""File exchange with partners over SFTP (issue 3): collecting their files and listing them."""
 from __future__ import annotations
 
 import json
@@ -6,22 +6,10 @@ import sys
 
 import click
 
+from connectors.base import ConnectorError
+from disbursement.cli.context import EXIT_REFUSED, Ctx
 from disbursement.services.ports import JobName
-
-EXIT_REFUSED = 3
-
-
-def register(main: click.Group) -> None:
-    """Adds this area's commands to `disburse`."""
-    from connectors.simulators.sftp import sftp_command
-
-    main.add_command(files)
-    main.commands["simulator"].add_command(sftp_command, "sftp")
-    try:
-        from connectors.simulators.iso20022 import iso20022_command
-    except ImportError:     # the bank simulator needs the ISO 20022 library
-        return
-    main.commands["simulator"].add_command(iso20022_command, "iso20022")
+from disbursement.services.dispatch import file_collection
 
 
 @click.group()
@@ -34,11 +22,8 @@ def files() -> None:
               help="One partner; default: every partner that exchanges files.")
 @click.option("--enqueue", is_flag=True, help="Run as a job on the queue instead of here.")
 @click.pass_obj
-def collect(obj, partner_code: str | None, enqueue: bool) -> None:
+def collect(obj: Ctx, partner_code: str | None, enqueue: bool) -> None:
     """Collect new partner files, verify them, apply their statuses."""
-    from connectors.base import ConnectorError
-    from disbursement.services.dispatch import file_collection
-
     svc = obj.svc
     codes = [partner_code] if partner_code else file_collection.file_partners(svc)
     if enqueue:
@@ -62,10 +47,8 @@ def collect(obj, partner_code: str | None, enqueue: bool) -> None:
 @click.option("--partner", "partner_code", default=None)
 @click.option("--rejected", is_flag=True, help="Only files refused (by us or by the partner).")
 @click.pass_obj
-def list_files(obj, partner_code: str | None, rejected: bool) -> None:
+def list_files(obj: Ctx, partner_code: str | None, rejected: bool) -> None:
     """Files collected from partners, with the reason a refused file was refused."""
-    from disbursement.services.dispatch import file_collection
-
     rows = file_collection.list_files(obj.svc, partner_code, rejected_only=rejected)
     for row in rows:
         line = (f"{row['received_at'][:19]}  {row['partner']:<10} {row['name']:<28} "

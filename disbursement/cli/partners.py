@@ -1,54 +1,27 @@
-"""Partner operations: dead letters, breakers, cancellation, re-issue, and the
-wallet simulator (issue 3)."""
+"""Partner operations (issue 3): the outbox of dispatch work, its dead
+letters, and each partner's circuit breaker."""
 from __future__ import annotations
-
-import json
 
 import click
 
-
-def register(main: click.Group) -> None:
-    """Adds this area's commands to `disburse`."""
-    from connectors.simulators.wallet import wallet_command
-
-    main.commands["simulator"].add_command(wallet_command, "wallet")
-    transfer = main.commands["transfer"]
-    transfer.add_command(transfer_cancel, "cancel")
-    transfer.add_command(transfer_reissue, "reissue")
-    main.add_command(deadletters, "deadletters")
-    main.add_command(breakers, "breakers")
+from disbursement.cli.context import Ctx, domain_call
+from disbursement.services.dispatch import chunks as dispatch
+from disbursement.services.dispatch import dead_letters
+from disbursement.services.dispatch.partner_health import breaker_state
 
 
-def _domain_call(fn):
-    from disbursement.cli.main import _domain_call as call
+@click.group()
+def outbox() -> None:
+    """The outbox of dispatch work."""
 
-    return call(fn)
 
-
-@click.command()
-@click.argument("reference")
-@click.option("--reason", required=True, help="why the transfer is cancelled (audited)")
+@outbox.command("sweep")
 @click.pass_obj
-def transfer_cancel(obj, reference: str, reason: str) -> None:
-    """Cancel a transfer not yet collected; a sent one only when the partner confirms."""
-    from disbursement.services.dispatch import cancellation
-
-    actor = obj.actor()
-    result = _domain_call(lambda: cancellation.cancel_transfer(obj.svc, reference, reason, actor))
-    click.echo(json.dumps(result.__dict__))
-
-
-@click.command()
-@click.argument("references", nargs=-1, required=True)
-@click.pass_obj
-def transfer_reissue(obj, references: tuple[str, ...]) -> None:
-    """Re-issue rejected transfers as new attempts to another covering partner,
-    in new draft batches (maker-checker applies)."""
-    from disbursement.services.batches import reissue
-
-    actor = obj.actor()
-    report = _domain_call(lambda: reissue.reissue_references(obj.svc, list(references), actor))
-    click.echo(json.dumps(report.as_dict(), indent=2))
+def outbox_sweep(obj: Ctx) -> None:
+    """Re-enqueue every pending outbox item (after Redis lost its jobs)."""
+    ids = dispatch.sweep(obj.svc)
+    click.echo(f"{len(ids)} pending item(s) enqueued")
+    obj.svc.queue.drain()
 
 
 @click.group()
@@ -58,9 +31,7 @@ def deadletters() -> None:
 
 @deadletters.command("list")
 @click.pass_obj
-def deadletters_list(obj) -> None:
-    from disbursement.services.dispatch import dead_letters
-
+def deadletters_list(obj: Ctx) -> None:
     with obj.svc.uow() as session:
         letters = dead_letters.list_dead(session)
     if not letters:
@@ -73,22 +44,18 @@ def deadletters_list(obj) -> None:
 @deadletters.command("retry")
 @click.argument("outbox_id", type=int)
 @click.pass_obj
-def deadletters_retry(obj, outbox_id: int) -> None:
+def deadletters_retry(obj: Ctx, outbox_id: int) -> None:
     """Put a dead letter back in the outbox and dispatch it (audited)."""
-    from disbursement.services.dispatch import dead_letters
-
     actor = obj.actor()
-    _domain_call(lambda: dead_letters.retry(obj.svc, outbox_id, actor))
+    domain_call(lambda: dead_letters.retry(obj.svc, outbox_id, actor))
     click.echo(f"dead letter {outbox_id}: pending again, enqueued")
     obj.svc.queue.drain()
 
 
 @click.command()
 @click.pass_obj
-def breakers(obj) -> None:
+def breakers(obj: Ctx) -> None:
     """Each partner's circuit breaker (a partner not listed is closed)."""
-    from disbursement.services.dispatch.partner_health import breaker_state
-
     with obj.svc.uow() as session:
         views = breaker_state(session)
     for code in sorted(obj.svc.partners):

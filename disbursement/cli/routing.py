@@ -1,20 +1,17 @@
-"""Service points, routing explain, SMS simulator (issue 3)."""
+"""Service points and routing explain (issue 3)."""
 from __future__ import annotations
 
 import json
-import sys
 from datetime import date
 from pathlib import Path
 
 import click
 
-EXIT_INPUT = 2
-EXIT_REFUSED = 3
-
-
-def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
+from disbursement.bootstrap import UnknownPartner
+from disbursement.cli.context import EXIT_INPUT, EXIT_REFUSED, Ctx, fail
+from disbursement.domain.money import format_units
+from disbursement.services.cycles import routing as routing_service
+from disbursement.services.cycles import service_points as sp
 
 
 @click.group("service-points")
@@ -26,11 +23,8 @@ def service_points() -> None:
 @click.option("--partner", "partner_code", required=True)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_obj
-def service_points_import(obj, partner_code: str, file: Path) -> None:
+def service_points_import(obj: Ctx, partner_code: str, file: Path) -> None:
     """Load (upsert) a partner's service points from its CSV file."""
-    from disbursement.bootstrap import UnknownPartner
-    from disbursement.services.cycles import service_points as sp
-
     actor = obj.actor()
     with file.open("rb") as stream:
         try:
@@ -38,9 +32,9 @@ def service_points_import(obj, partner_code: str, file: Path) -> None:
         except sp.ServicePointFileError as exc:
             for line, field, message in exc.errors:
                 click.echo(f"line {line}, {field}: {message}", err=True)
-            _fail(f"{len(exc.errors)} error(s): nothing loaded", EXIT_INPUT)
+            fail(f"{len(exc.errors)} error(s): nothing loaded", EXIT_INPUT)
         except (UnknownPartner, sp.NotACashPartner) as exc:
-            _fail(str(exc), EXIT_REFUSED)
+            fail(str(exc), EXIT_REFUSED)
     click.echo(json.dumps({"partner": result.partner, "rows": result.rows,
                            "created": result.created, "updated": result.updated}))
 
@@ -50,17 +44,15 @@ def service_points_import(obj, partner_code: str, file: Path) -> None:
 @click.option("--date", "day", required=True, type=click.DateTime(["%Y-%m-%d"]))
 @click.option("--point", "point_code", help="one point only")
 @click.pass_obj
-def service_points_load(obj, partner_code: str, day, point_code: str | None) -> None:
+def service_points_load(obj: Ctx, partner_code: str, day, point_code: str | None) -> None:
     """Planned pickups and collections per point on a day, against capacity."""
-    from disbursement.services.cycles import service_points as sp
-
     the_day: date = day.date()
     with obj.svc.uow() as session:
         if point_code:
             try:
                 views = [sp.point_load(session, point_code, the_day, partner_code)]
             except sp.ServicePointNotFound as exc:
-                _fail(str(exc), EXIT_INPUT)
+                fail(str(exc), EXIT_INPUT)
         else:
             views = [v for v in sp.partner_load(session, partner_code, the_day)
                      if v["planned_transfers"] or v["collected_transfers"]]
@@ -81,23 +73,20 @@ def routing() -> None:
 @click.option("--program")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def routing_explain(obj, household_id: str, period: str | None, program: str | None,
+def routing_explain(obj: Ctx, household_id: str, period: str | None, program: str | None,
                     as_json: bool) -> None:
     """Say which rules were tried, which partners were skipped and why, and
     how the service point and pickup date were chosen."""
-    from disbursement.domain.money import format_units
-    from disbursement.services.cycles import routing as routing_service
-
     with obj.svc.uow() as session:
         try:
             view = routing_service.explain(session, household_id, period, program)
         except routing_service.HouseholdNotFound as exc:
-            _fail(str(exc), EXIT_INPUT)
+            fail(str(exc), EXIT_INPUT)
     if as_json:
         click.echo(json.dumps(view, indent=2, ensure_ascii=False))
         return
     if not view["instructions"]:
-        _fail(f"household {household_id} has no instruction"
+        fail(f"household {household_id} has no instruction"
               + (f" for {period}" if period else ""), EXIT_INPUT)
     for ins in view["instructions"]:
         click.echo(f"{household_id} {ins['program']} {ins['period']}: "
@@ -111,12 +100,3 @@ def routing_explain(obj, household_id: str, period: str | None, program: str | N
             click.echo(f"  transfer {t['reference']} (attempt {t['attempt']}, {t['status']}): "
                        f"{t['partner']} by {t['channel']}, fee {format_units(t['fee_centimes'])}"
                        f"{where}")
-
-
-def register(main: click.Group) -> None:
-    """Adds this area's commands to `disburse`."""
-    from connectors.simulators.sms import sms_command
-
-    main.add_command(service_points)
-    main.add_command(routing)
-    main.commands["simulator"].add_command(sms_command, "sms")

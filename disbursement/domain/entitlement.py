@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from disbursement.domain.errors import BadInput
+
 SCORE_SCALE = 1_000_000  # scores are stored as integer millionths
 # A transfer not collected within this many days of becoming available expires.
 EXPIRY_DAYS = 30
 
 
-class NoRulesForYear(LookupError):
+class NoRulesForYear(BadInput, LookupError):
     """Raised when a period falls in a year the program's rule file does not cover."""
 
 

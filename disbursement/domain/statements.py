@@ -17,8 +17,10 @@ import enum
 from dataclasses import dataclass, field
 from datetime import date
 
+from disbursement.domain.errors import BadInput
 
-class StatementError(ValueError):
+
+class StatementError(BadInput, ValueError):
     """Raised when a statement file is malformed; the message names the line
     (CSV, MT940) or the element path (ISO 20022) that is wrong."""
 

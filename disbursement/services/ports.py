@@ -22,6 +22,7 @@ from disbursement.configuration import Configuration
 from disbursement.crypto import PersonalDataVault
 from disbursement.db.session import UnitOfWork
 from disbursement.domain.entitlement import ProgramRules
+from disbursement.domain.errors import NotFound
 from disbursement.domain.routing import Partner
 from disbursement.settings import Settings
 
@@ -54,7 +55,7 @@ class JobQueue(Protocol):
         empty for a queue without workers. Raises when the broker does not answer."""
 
 
-class UnknownPartner(LookupError):
+class UnknownPartner(NotFound, LookupError):
     """Raised when a partner code is not in config/partners.toml."""
 
 

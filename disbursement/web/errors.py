@@ -1,17 +1,23 @@
 """One JSON error shape for the whole API: {"error": {"code", "message", "details"}}.
-Domain errors are mapped to status codes here, nowhere else."""
+
+A refusal's HTTP status comes from its category (`disbursement.domain.errors`),
+here and nowhere else; the console renders the same status as an HTML page.
+The `code` of the body is the API's contract with its clients: a few errors
+keep a code of their own, the others take their category's."""
 from __future__ import annotations
 
-from flask import Flask, jsonify
+from typing import Any
+
+from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from connectors.base import BadInboundMessage
 from connectors.signing import SignatureError
 from disbursement.bootstrap import UnknownPartner
+from disbursement.domain import errors as categories
 from disbursement.domain import statements as statement_entries
 from disbursement.domain.entitlement import NoRulesForYear
 from disbursement.services.batches.approval import (
-    BatchNotFound,
     BatchStateConflict,
     MissingReason,
     SelfApprovalRefused,
@@ -23,76 +29,107 @@ from disbursement.services.dispatch.cancellation import (
     PartnerUnavailable,
     TransferNotFound,
 )
-from disbursement.services.dispatch.dead_letters import DeadLetterNotFound
 from disbursement.services.ledger import postings as ledger_rules
 from disbursement.services.ledger.reports import UnknownReport
-from disbursement.services.officers.users import AuthenticationFailed, Forbidden
 from disbursement.services.tracking.confirmations import BadConfirmation, UnknownReferences
 from reconciliation import exceptions as recon_exceptions
 from reconciliation.readers.csv_statement import StatementError
 from reconciliation.returns import BadReturn
 
+STATUS_BY_CATEGORY: dict[type[categories.DomainError], int] = {
+    categories.Unauthenticated: 401,
+    categories.Refused: 403,
+    categories.NotFound: 404,
+    categories.Conflict: 409,
+    categories.BadInput: 422,
+    categories.Unavailable: 503,
+}
+
+CODE_BY_CATEGORY: dict[type[categories.DomainError], str] = {
+    categories.Unauthenticated: "unauthenticated",
+    categories.Refused: "forbidden",
+    categories.NotFound: "not_found",
+    categories.Conflict: "conflict",
+    categories.BadInput: "invalid_input",
+    categories.Unavailable: "unavailable",
+}
+
+# Errors whose body code says more than their category's (the most specific
+# class in an error's ancestry wins).
+CODE_BY_ERROR: dict[type[Exception], str] = {
+    SignatureError: "bad_signature",
+    SelfApprovalRefused: "self_approval",
+    UnknownReferences: "unknown_reference",
+    UnknownPartner: "unknown_partner",
+    UnknownProgram: "unknown_program",
+    BatchStateConflict: "state_conflict",
+    BadConfirmation: "invalid_confirmation",
+    BadInboundMessage: "invalid_confirmation",
+    StatementError: "invalid_statement",
+    statement_entries.StatementError: "invalid_statement",
+    BadPeriod: "invalid_period",
+    NoRulesForYear: "no_rules_for_year",
+    MissingReason: "reason_required",
+    recon_exceptions.AlreadyResolved: "already_resolved",
+    recon_exceptions.BadResolution: "invalid_resolution",
+    recon_exceptions.UnknownAge: "invalid_age",
+    BadReturn: "invalid_return",
+    UnknownReport: "unknown_report",
+    ledger_rules.LedgerError: "ledger_rule",
+    TransferNotFound: "unknown_reference",
+    CancelRefused: "cancel_refused",
+    CancelReasonMissing: "reason_required",
+    PartnerUnavailable: "partner_unavailable",
+}
+
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details=None) -> None:
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details
 
 
-STATUS_BY_ERROR: list[tuple[type[Exception], int, str]] = [
-    (SignatureError, 401, "bad_signature"),
-    (AuthenticationFailed, 401, "unauthenticated"),
-    (SelfApprovalRefused, 403, "self_approval"),
-    (Forbidden, 403, "forbidden"),
-    (UnknownReferences, 404, "unknown_reference"),
-    (BatchNotFound, 404, "not_found"),
-    (UnknownPartner, 404, "unknown_partner"),
-    (UnknownProgram, 404, "unknown_program"),
-    (BatchStateConflict, 409, "state_conflict"),
-    (BadConfirmation, 422, "invalid_confirmation"),
-    (BadInboundMessage, 422, "invalid_confirmation"),
-    (StatementError, 422, "invalid_statement"),
-    (BadPeriod, 422, "invalid_period"),
-    (NoRulesForYear, 422, "no_rules_for_year"),
-    (MissingReason, 422, "reason_required"),
-    # reconciliation, ledger, exceptions (issue 4)
-    (statement_entries.StatementError, 422, "invalid_statement"),
-    (recon_exceptions.ExceptionNotFound, 404, "not_found"),
-    (recon_exceptions.AlreadyResolved, 409, "already_resolved"),
-    (recon_exceptions.BadResolution, 422, "invalid_resolution"),
-    (recon_exceptions.UnknownAge, 422, "invalid_age"),
-    (BadReturn, 422, "invalid_return"),
-    (UnknownReport, 404, "unknown_report"),
-    (ledger_rules.LedgerError, 422, "ledger_rule"),
-    # partners (issue 3)
-    (TransferNotFound, 404, "unknown_reference"),
-    (DeadLetterNotFound, 404, "not_found"),
-    (CancelRefused, 409, "cancel_refused"),
-    (CancelReasonMissing, 422, "reason_required"),
-    (PartnerUnavailable, 503, "partner_unavailable"),
-]
+def _first_in_ancestry(exc: Exception, table: dict) -> Any:
+    return next(table[cls] for cls in type(exc).__mro__ if cls in table)
 
 
-def body(status: int, code: str, message: str, details=None):
+def status_of(exc: categories.DomainError) -> int:
+    """The HTTP status of a refusal, from its category."""
+    return int(_first_in_ancestry(exc, STATUS_BY_CATEGORY))
+
+
+def code_of(exc: categories.DomainError) -> str:
+    """The `code` of the error body: the error's own, else its category's."""
+    return str(_first_in_ancestry(exc, CODE_BY_ERROR | CODE_BY_CATEGORY))
+
+
+def _details(exc: categories.DomainError) -> Any:
+    if isinstance(exc, UnknownReferences):
+        return getattr(exc, "details", None) or {"references": exc.references}
+    return getattr(exc, "details", None)
+
+
+def body(status: int, code: str, message: str, details: Any = None) -> Response:
     response = jsonify({"error": {"code": code, "message": message, "details": details}})
     response.status_code = status
     return response
 
 
 def register(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):
-        return body(exc.status, exc.code, exc.message, exc.details)
-
-    for error_type, status, code in STATUS_BY_ERROR:
-        def handler(exc, status=status, code=code):
-            return body(status, code, str(exc), getattr(exc, "details", None)
-                        or ({"references": exc.references} if isinstance(exc, UnknownReferences) else None))
-        app.register_error_handler(error_type, handler)
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(categories.DomainError, _domain_error)
 
     @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException):
+    def _http(exc: HTTPException) -> Response:
         message = exc.description or exc.name
         if exc.code == 413:
             message = f"upload larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
         return body(exc.code or 500, exc.name.lower().replace(" ", "_"), message)
+
+
+def _api_error(exc: ApiError) -> Response:
+    return body(exc.status, exc.code, exc.message, exc.details)
+
+
+def _domain_error(exc: categories.DomainError) -> Response:
+    return body(status_of(exc), code_of(exc), str(exc), _details(exc))

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import BinaryIO, Iterator
 
+from disbursement.domain.errors import BadInput
+
 HEADER = ["reference", "amount_centimes", "currency", "status", "value_date", "service_point"]
 # str.isdigit() also takes '²' and Arabic-Indic digits; date.fromisoformat()
 # also takes '20261205' and '2026-W49-1'. The format is ASCII only.
@@ -23,7 +25,7 @@ _SIGNED_WHOLE = re.compile(r"-?[0-9]+")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-class StatementError(ValueError):
+class StatementError(BadInput, ValueError):
     """Raised when a statement file is malformed; the message names the line."""
 
 

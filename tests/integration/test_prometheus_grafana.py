@@ -11,7 +11,7 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
-from disbursement import metrics
+from disbursement.web.scrape import ServiceStateCollector
 from tests.conftest import ROOT
 from tests.support.tools import ensure_promtool
 
@@ -37,7 +37,7 @@ def _families():
             family = collector.describe()[0]
             family._labelnames = collector._labelnames
             own.append(family)
-    return own + metrics.ServiceStateCollector(svc=None).describe()
+    return own + ServiceStateCollector(svc=None).describe()
 
 
 def exported_series_names() -> set[str]:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from disbursement.db.models import Batch, BatchDecision, Cycle, OutboxItem, Transfer, utcnow
 from disbursement.db.upsert import insert_ignore, insert_ignore_one
+from disbursement.domain.errors import BadInput, Conflict, NotFound, Refused
 from disbursement.domain.states import BatchStatus, Role, TransferStatus
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.officers import audit
@@ -19,20 +20,20 @@ from disbursement.services.tracking import transitions
 DISPATCH_KIND = "dispatch_chunk"
 
 
-class BatchNotFound(LookupError):
+class BatchNotFound(NotFound, LookupError):
     """Raised when no batch has the given id."""
 
 
-class BatchStateConflict(Exception):
+class BatchStateConflict(Conflict):
     """Raised when a decision does not fit the batch's current state (approving a
     draft, releasing an unapproved batch...)."""
 
 
-class SelfApprovalRefused(Exception):
+class SelfApprovalRefused(Refused):
     """Raised when the maker who created or submitted a batch tries to approve it."""
 
 
-class MissingReason(ValueError):
+class MissingReason(BadInput, ValueError):
     """Raised when a rejection comes without a reason."""
 
 

@@ -27,6 +27,7 @@ from disbursement.db.models import (
 )
 from disbursement.db.upsert import insert_ignore
 from disbursement.domain.entitlement import Composition, ProgramRules
+from disbursement.domain.errors import BadInput, NotFound
 from disbursement.domain.references import new_reference
 from disbursement.domain.routing import Request
 from disbursement.domain.states import BatchStatus, Role, TransferStatus
@@ -47,11 +48,11 @@ TRANSFER_COLUMNS = ["id", "instruction_id", "batch_id", "reference", "attempt", 
 
 
 
-class BadPeriod(ValueError):
+class BadPeriod(BadInput, ValueError):
     """Raised when a period is not YYYY-MM."""
 
 
-class UnknownProgram(LookupError):
+class UnknownProgram(NotFound, LookupError):
     """Raised when no rule file in config/programs/ defines the program."""
 
 

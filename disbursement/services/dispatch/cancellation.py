@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import AmbiguousOutcome, PartnerStatus, RetryableError, TerminalError
 from disbursement.db.models import PaymentInstruction, Transfer
+from disbursement.domain.errors import BadInput, Conflict, NotFound, Unavailable
 from disbursement.domain.states import Role
 from disbursement.domain.states import TransferStatus as S
 from disbursement.services.ledger import postings as ledger
@@ -28,21 +29,21 @@ HELD_BY_PARTNER = (S.SENT, S.AVAILABLE)
 REASON_MAX_CHARS = 200
 
 
-class TransferNotFound(LookupError):
+class TransferNotFound(NotFound, LookupError):
     """Raised when no transfer has the given reference."""
 
 
-class CancelRefused(Exception):
+class CancelRefused(Conflict):
     """Raised when a transfer cannot be cancelled: it is being dispatched, is
     already over, or the partner refuses (for instance: already collected)."""
 
 
-class PartnerUnavailable(Exception):
+class PartnerUnavailable(Unavailable):
     """Raised when the partner could not be asked (unreachable, no answer):
     nothing changed, ask again later."""
 
 
-class CancelReasonMissing(ValueError):
+class CancelReasonMissing(BadInput, ValueError):
     """Raised when a cancellation comes without a reason."""
 
 

@@ -8,13 +8,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from disbursement.db.models import Batch, OutboxItem, Transfer, as_utc, utcnow
+from disbursement.domain.errors import NotFound
 from disbursement.domain.states import Role
 from disbursement.services.officers import audit
 from disbursement.services.officers.users import Actor
 from disbursement.services.ports import JobName, Services
 
 
-class DeadLetterNotFound(LookupError):
+class DeadLetterNotFound(NotFound, LookupError):
     """Raised when no dead outbox item has the given id (unknown, or not dead)."""
 
 

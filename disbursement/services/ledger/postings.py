@@ -57,6 +57,7 @@ from disbursement.db.models import (
     utcnow,
 )
 from disbursement.db.models.ledger import FundReturn
+from disbursement.domain.errors import BadInput
 from disbursement.domain.states import RELEASED, BatchStatus, TransferStatus
 
 # Postings whose clearing legs make the "released" figure: a release, net of
@@ -66,7 +67,7 @@ ACCOUNT_KINDS = frozenset({"budget", "commitments", "prefunding", "clearing", "p
                            "fees", "corrections"})
 
 
-class LedgerError(Exception):
+class LedgerError(BadInput):
     """Base of the ledger's rules."""
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from disbursement.db.models import Cycle, Household, PaymentInstruction, Transfer, utcnow
 from disbursement.db.models.ledger import ReconException
+from disbursement.domain.errors import NotFound
 from disbursement.domain.money import format_units
 from reconciliation.matcher import AGEING_BUCKETS
 
@@ -33,7 +34,7 @@ COLUMNS = ["kind", "key", "section", "category", "count", "amount_mad", "fees_ma
 NO_KEY = "none"
 
 
-class UnknownReport(LookupError):
+class UnknownReport(NotFound, LookupError):
     """Raised when a report kind, a format or a cycle does not exist."""
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from disbursement.db.models import User, as_utc, utcnow
 from disbursement.db.models.console import LoginThrottle, OfficerTotp
 from disbursement.db.upsert import insert_ignore, upsert
+from disbursement.domain.errors import Refused
 from disbursement.services.officers import audit, users
 from disbursement.services.ports import Services
 
@@ -33,7 +34,7 @@ class LoginLocked(users.AuthenticationFailed):
     by itself after the configured number of seconds."""
 
 
-class ConfirmationFailed(Exception):
+class ConfirmationFailed(Refused):
     """Raised when the password or one-time code confirming a decision is wrong
     (or the code was already used)."""
 

@@ -12,17 +12,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from disbursement.db.models import ApiToken, User, utcnow
+from disbursement.domain.errors import Refused, Unauthenticated
 from disbursement.domain.states import Role
 from disbursement.services.officers import audit
 
 _hasher = PasswordHasher()
 
 
-class AuthenticationFailed(Exception):
+class AuthenticationFailed(Unauthenticated):
     """Raised when a username/password or token does not identify an active user."""
 
 
-class Forbidden(Exception):
+class Forbidden(Refused):
     """Raised when an authenticated user lacks the role a use case needs."""
 
 
@@ -95,3 +96,8 @@ def actor_by_name(session: Session, username: str) -> Actor:
     if user is None or not user.active:
         raise AuthenticationFailed(f"unknown user {username}")
     return _actor(user)
+
+
+def has_users(session: Session) -> bool:
+    """Whether any officer exists yet (the very first may be created without one)."""
+    return session.execute(select(User.id).limit(1)).first() is not None

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from disbursement import metrics
 from disbursement.db.bulk import write_rows
 from disbursement.db.models import InboundMessage, Transfer, utcnow
+from disbursement.domain.errors import BadInput, NotFound
 from disbursement.domain.states import TransferStatus as S
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.ports import Services
@@ -48,7 +49,7 @@ class ConfirmationSchema(Schema):
 _schema = ConfirmationSchema(many=True)
 
 
-class BadConfirmation(ValueError):
+class BadConfirmation(BadInput, ValueError):
     """Raised when a confirmation body is not a confirmation or a list of them."""
 
     def __init__(self, message: str, details: Any = None) -> None:
@@ -56,7 +57,7 @@ class BadConfirmation(ValueError):
         self.details = details
 
 
-class UnknownReferences(LookupError):
+class UnknownReferences(NotFound, LookupError):
     """Raised when references are unknown or belong to another partner; nothing
     in the request is applied."""
 

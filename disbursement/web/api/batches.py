@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from flask import Blueprint, g, jsonify, request
-from sqlalchemy import select
+from collections.abc import Sequence
 
-from disbursement.db.models import Batch, BatchDecision, Cycle
+from flask import Blueprint, g, jsonify, request
+
 from disbursement.domain.states import Role
 from disbursement.services.batches import approval as batches
+from disbursement.services.batches import queries
 from disbursement.web.auth import require, services
 from disbursement.web.errors import ApiError
 
@@ -13,7 +14,8 @@ bp = Blueprint("batches", __name__, url_prefix="/api/v1/batches")
 PAGE_SIZE = 100
 
 
-def _view(batch: Batch, decisions=None) -> dict:
+def _view(batch: queries.Batch,
+          decisions: Sequence[queries.BatchDecision] | None = None) -> dict:
     out = {c: getattr(batch, c) for c in (
         "id", "cycle_id", "partner_code", "seq", "status", "transfer_count", "total_centimes",
         "currency", "approvals_required", "created_by", "submitted_by", "released_by")}
@@ -27,14 +29,9 @@ def _view(batch: Batch, decisions=None) -> dict:
 @require()
 def list_batches():
     after = request.args.get("after", 0, type=int)
-    stmt = select(Batch).where(Batch.id > after).order_by(Batch.id).limit(PAGE_SIZE)
-    if request.args.get("status"):
-        stmt = stmt.where(Batch.status == request.args["status"])
-    if request.args.get("program") and request.args.get("period"):
-        stmt = stmt.join(Cycle, Cycle.id == Batch.cycle_id).where(
-            Cycle.program == request.args["program"], Cycle.period == request.args["period"])
     with services().uow() as session:
-        rows = session.execute(stmt).scalars().all()
+        rows = queries.batch_page(session, after, PAGE_SIZE, request.args.get("status"),
+                                  request.args.get("program"), request.args.get("period"))
     return jsonify({"batches": [_view(b) for b in rows],
                     "next_after": rows[-1].id if len(rows) == PAGE_SIZE else None})
 
@@ -43,12 +40,10 @@ def list_batches():
 @require()
 def show(batch_id: int):
     with services().uow() as session:
-        batch = session.get(Batch, batch_id)
-        if batch is None:
-            raise ApiError(404, "not_found", f"batch {batch_id} not found")
-        decisions = session.execute(select(BatchDecision).where(BatchDecision.batch_id == batch_id)
-                                    .order_by(BatchDecision.id)).scalars().all()
-        return jsonify(_view(batch, decisions))
+        found = queries.batch_with_decisions(session, batch_id)
+    if found is None:
+        raise ApiError(404, "not_found", f"batch {batch_id} not found")
+    return jsonify(_view(*found))
 
 
 @bp.post("/<int:batch_id>/submit")

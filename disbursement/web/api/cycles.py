@@ -3,11 +3,9 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from flask import Blueprint, g, jsonify, request
-from sqlalchemy import func, select
 
-from disbursement.db.models import Batch, Cycle, Transfer
 from disbursement.domain.states import Role
-from disbursement.services.cycles import planning
+from disbursement.services.cycles import planning, queries
 from disbursement.web.auth import require, services
 from disbursement.web.errors import ApiError
 
@@ -29,16 +27,9 @@ def plan():
 @require()
 def show(program: str, period: str):
     with services().uow() as session:
-        cycle = session.execute(select(Cycle).where(Cycle.program == program,
-                                                    Cycle.period == period)).scalar_one_or_none()
-        if cycle is None:
-            raise ApiError(404, "not_found", f"cycle {program} {period} has not been planned")
-        by_status = dict(session.execute(
-            select(Transfer.status, func.count()).join(Batch, Batch.id == Transfer.batch_id)
-            .where(Batch.cycle_id == cycle.id).group_by(Transfer.status)).all())
-        batches = session.execute(select(Batch.id, Batch.partner_code, Batch.status,
-                                         Batch.transfer_count, Batch.total_centimes)
-                                  .where(Batch.cycle_id == cycle.id).order_by(Batch.id)).all()
+        cycle = queries.cycle_overview(session, program, period)
+    if cycle is None:
+        raise ApiError(404, "not_found", f"cycle {program} {period} has not been planned")
     return jsonify({"id": cycle.id, "program": program, "period": period,
-                    "transfers_by_status": by_status,
-                    "batches": [dict(b._mapping) for b in batches]})
+                    "transfers_by_status": cycle.transfers_by_status,
+                    "batches": cycle.batches})

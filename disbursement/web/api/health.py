@@ -11,9 +11,9 @@ import os
 from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from disbursement import metrics
 from disbursement.services.monitoring import readiness
 from disbursement.web.auth import services
+from disbursement.web.scrape import scrape_registry
 
 bp = Blueprint("health", __name__)
 
@@ -35,5 +35,5 @@ def ready():
 def metrics_view():
     svc = services()
     metrics_dir = str(svc.settings.metrics_dir) if svc.settings.metrics_dir else None
-    return Response(generate_latest(metrics.scrape_registry(svc, metrics_dir)),
+    return Response(generate_latest(scrape_registry(svc, metrics_dir)),
                     mimetype=CONTENT_TYPE_LATEST)

@@ -5,11 +5,10 @@ import io
 from dataclasses import asdict
 
 from flask import Blueprint, Response, g, jsonify, request, stream_with_context
-from sqlalchemy import select
 
-from disbursement.db.models import RegistryImport
 from disbursement.domain.states import Role
 from disbursement.services.registry import importing as registry
+from disbursement.services.registry import queries
 from disbursement.web.auth import require, services
 from disbursement.web.errors import ApiError
 
@@ -38,12 +37,10 @@ def create_import():
 @require()
 def show_import(import_id: int):
     with services().uow() as session:
-        record = session.get(RegistryImport, import_id)
-        if record is None:
-            raise ApiError(404, "not_found", f"registry import {import_id} not found")
-        return jsonify({c: getattr(record, c) for c in (
-            "id", "filename", "checksum", "file_format", "status", "rows_total", "rows_valid",
-            "rows_invalid", "rows_imported", "imported_by")} | {"created_at": record.created_at.isoformat()})
+        view = queries.import_view(session, import_id)
+    if view is None:
+        raise ApiError(404, "not_found", f"registry import {import_id} not found")
+    return jsonify(view)
 
 
 @bp.get("/imports/<int:import_id>/errors.csv")
@@ -51,7 +48,7 @@ def show_import(import_id: int):
 def error_report(import_id: int):
     svc = services()
     with svc.uow() as session:
-        if session.execute(select(RegistryImport.id).where(RegistryImport.id == import_id)).first() is None:
+        if not queries.import_exists(session, import_id):
             raise ApiError(404, "not_found", f"registry import {import_id} not found")
 
     def rows():

@@ -1,22 +1,30 @@
 """The officers' console: server-rendered pages on a signed session cookie,
 CSRF tokens on every form, roles checked on every view.
 
-Views load input, call one service and render; they never commit. Domain
-errors become an HTML page with the same status code the API would give."""
+Views load input, call one service and render; they never commit. The
+blueprint and its error pages are in `blueprint.py`."""
 from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, Flask, render_template
-from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import HTTPException
+from flask import Flask
 
 from disbursement.domain.money import format_units
-from disbursement.web.errors import STATUS_BY_ERROR
+
+# Importing the view modules attaches their routes to the blueprint.
+from disbursement.web.console import (  # noqa: F401
+    guard,
+    views_batches,
+    views_cycles,
+    views_dashboard,
+    views_exceptions,
+    views_reports,
+    views_session,
+    views_transfers,
+)
+from disbursement.web.console.blueprint import bp, csrf
 
 SESSION_HOURS = 8
-bp = Blueprint("officer", __name__, url_prefix="/console")
-csrf = CSRFProtect()
 
 
 def init_app(app: Flask) -> None:
@@ -36,40 +44,5 @@ def init_app(app: Flask) -> None:
         WTF_CSRF_TIME_LIMIT=SESSION_HOURS * 3600,
     )
     csrf.init_app(app)
-    from disbursement.web.console import (  # noqa: F401  # noqa: F401
-        guard,
-        views_batches,
-        views_cycles,
-        views_dashboard,
-        views_exceptions,
-        views_reports,
-        views_session,
-        views_transfers,
-    )
-
     app.register_blueprint(bp)
     app.jinja_env.filters["mad"] = format_units
-
-
-def _page_for(status: int):
-    def handler(exc):
-        return render_template("console/error.html", status=status, message=str(exc)), status
-    return handler
-
-
-for _error, _status, _code in STATUS_BY_ERROR:
-    bp.register_error_handler(_error, _page_for(_status))
-
-
-@bp.errorhandler(CSRFError)
-def _csrf_error(exc: CSRFError):
-    return render_template("console/error.html", status=400,
-                           message=f"the form could not be trusted ({exc.description}): "
-                                   "reload the page and try again"), 400
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
-    status = exc.code or 500
-    return render_template("console/error.html", status=status,
-                           message=exc.description or exc.name), status

@@ -9,7 +9,7 @@ from flask import abort, current_app, g, redirect, render_template, request, ses
 
 from disbursement.domain.states import Role
 from disbursement.services.officers import users
-from disbursement.web.console import bp, csrf
+from disbursement.web.console.blueprint import bp, csrf
 
 # Roles that may read national IDs, phones and accounts in clear.
 PERSONAL_DATA_ROLES = frozenset({Role.AUDITOR, Role.ADMIN})

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 from flask import flash, g, jsonify, redirect, render_template, request, url_for
-from sqlalchemy import func, select
 
-from disbursement.db.models import Batch, Transfer
+from disbursement.domain.errors import DomainError
 from disbursement.domain.states import BatchStatus, Role, TransferStatus
 from disbursement.services.batches import approval as batches
-from disbursement.services.batches import review
+from disbursement.services.batches import queries, review
 from disbursement.services.officers import sign_in as officers
-from disbursement.web.console import bp
+from disbursement.web.console.blueprint import bp
 from disbursement.web.console.guard import (
     has_role,
     may_see_personal_data,
@@ -17,22 +16,16 @@ from disbursement.web.console.guard import (
     services,
     signed_in,
 )
-from disbursement.web.errors import STATUS_BY_ERROR
+from disbursement.web.errors import status_of
 
 # Transfer states a dispatch has finished with, for the progress bar.
 DISPATCHED = frozenset(TransferStatus) - {TransferStatus.PENDING_APPROVAL, TransferStatus.APPROVED,
                                           TransferStatus.QUEUED, TransferStatus.ON_HOLD}
-DECISION_ERRORS = tuple(t for t, _, _ in STATUS_BY_ERROR) + (officers.ConfirmationFailed,)
 
 
-def _status_of(exc: Exception) -> int:
-    if isinstance(exc, officers.ConfirmationFailed):
-        return 403
-    return next(status for t, status, _ in STATUS_BY_ERROR if isinstance(exc, t))
-
-
-def approval_refusal(batch: Batch, decisions) -> str | None:
+def approval_refusal(view: review.BatchReview) -> str | None:
     """Why the signed-in officer may not approve this batch now (None: they may)."""
+    batch, decisions = view.batch, view.decisions
     if batch.status != BatchStatus.SUBMITTED.value:
         return f"the batch is {batch.status}: only a submitted batch can be approved"
     if g.officer.username in (batch.created_by, batch.submitted_by):
@@ -52,7 +45,7 @@ def _render_review(batch_id: int, error: str | None = None, status: int = 200):
         except review.ReviewNotFound:
             not_found(f"batch {batch_id}")
     return render_template("console/batch_review.html", r=view, b=view.batch, error=error,
-                           refusal=approval_refusal(view.batch, view.decisions),
+                           refusal=approval_refusal(view),
                            approvals=sum(d.decision == "approve" for d in view.decisions),
                            totp=officers.has_totp(svc, g.officer.username)), status
 
@@ -66,8 +59,8 @@ def batch_review(batch_id: int):
 def _decide(batch_id: int, action):
     try:
         action()
-    except DECISION_ERRORS as exc:
-        return _render_review(batch_id, error=str(exc), status=_status_of(exc))
+    except DomainError as exc:  # shown on the review page, with the API's status
+        return _render_review(batch_id, error=str(exc), status=status_of(exc))
     return redirect(url_for("officer.batch_review", batch_id=batch_id), 303)
 
 
@@ -117,9 +110,7 @@ def batch_release(batch_id: int):
 def batch_progress(batch_id: int):
     """Dispatch progress from transfer counts by state (polled by the page)."""
     with services().uow() as db:
-        rows = db.execute(select(Transfer.status, func.count()).where(Transfer.batch_id == batch_id)
-                          .group_by(Transfer.status)).all()
-    by_state = {status: count for status, count in rows}
+        by_state = queries.transfers_by_status(db, batch_id)
     total = sum(by_state.values())
     done = sum(c for s, c in by_state.items() if s in DISPATCHED)
     return jsonify({"batch_id": batch_id, "total": total, "dispatched": done,

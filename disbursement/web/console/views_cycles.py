@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 
 from flask import g, jsonify, redirect, render_template, request, url_for
-from sqlalchemy import select
 
-from disbursement.db.models import Cycle
 from disbursement.domain.states import Role
 from disbursement.services import progress as console_jobs
+from disbursement.services.cycles import queries as cycle_queries
 from disbursement.services.cycles import review as cycle_review
 from disbursement.services.registry import reader
-from disbursement.web.console import bp
+from disbursement.web.console.blueprint import bp
 from disbursement.web.console.guard import not_found, services, signed_in
 
 
@@ -87,7 +86,7 @@ def job_json(job_id: int):
 def cycle_detail(cycle_id: int):
     svc = services()
     with svc.uow() as db:
-        program = db.execute(select(Cycle.program).where(Cycle.id == cycle_id)).scalar_one_or_none()
+        program = cycle_queries.cycle_program(db, cycle_id)
         if program is None:
             not_found(f"cycle {cycle_id}")
         view = cycle_review.summary(db, cycle_id, svc.programs.get(program))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import jsonify, render_template
 
 from disbursement.services.monitoring.dashboard import snapshot_for
-from disbursement.web.console import bp
+from disbursement.web.console.blueprint import bp
 from disbursement.web.console.guard import services, signed_in
 
 REFRESH_SECONDS = 5

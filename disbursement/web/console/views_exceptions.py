@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from flask import flash, g, redirect, render_template, request, url_for
 
+from disbursement.domain.errors import DomainError
 from disbursement.domain.money import parse_units
 from disbursement.domain.states import Role
 from disbursement.services.officers import sign_in as officers
-from disbursement.web.console import bp
+from disbursement.web.console.blueprint import bp
 from disbursement.web.console.guard import has_role, not_found, services, signed_in
-from disbursement.web.console.views_batches import DECISION_ERRORS, _status_of
+from disbursement.web.errors import status_of
 from reconciliation import exceptions
 
 READERS = (Role.MAKER, Role.APPROVER, Role.AUDITOR)
@@ -112,8 +113,8 @@ def exception_resolve(exception_id: int):
         item = exceptions.resolve(services(), exception_id, g.officer, form.get("kind", ""), reason,
                                   amount_centimes=amount, program=form.get("program") or None,
                                   period=form.get("period") or None)
-    except DECISION_ERRORS as exc:
-        return _render_exception(exception_id, error=str(exc), status=_status_of(exc))
+    except DomainError as exc:
+        return _render_exception(exception_id, error=str(exc), status=status_of(exc))
     flash(f"exception {exception_id} resolved by {item.resolution} (confirmed by {how}); "
           f"it is now {item.status}", "info")
     return redirect(url_for("officer.exception_detail", exception_id=exception_id), 303)

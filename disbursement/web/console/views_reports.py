@@ -9,7 +9,7 @@ from flask import render_template, request, send_file
 from disbursement.domain.states import Role
 from disbursement.services.cycles import review as cycle_review
 from disbursement.services.ledger import reports
-from disbursement.web.console import bp
+from disbursement.web.console.blueprint import bp
 from disbursement.web.console.guard import services, signed_in
 
 READERS = (Role.MAKER, Role.APPROVER, Role.AUDITOR)

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 from flask import flash, g, redirect, render_template, request, session, url_for
-from sqlalchemy import select
 
-from disbursement.db.models import Batch, Cycle
 from disbursement.domain.states import BatchStatus, Role
+from disbursement.services.batches import queries as batch_queries
 from disbursement.services.officers import sign_in as officers
 from disbursement.services.officers import users
-from disbursement.web.console import bp
+from disbursement.web.console.blueprint import bp
 from disbursement.web.console.guard import safe_next, services, signed_in
 
 HOME_BATCHES = 100
@@ -45,9 +44,7 @@ def logout():
 @signed_in()
 def home():
     with services().uow() as db:
-        rows = db.execute(select(Batch, Cycle.program, Cycle.period)
-                          .join(Cycle, Cycle.id == Batch.cycle_id)
-                          .order_by(Batch.id.desc()).limit(HOME_BATCHES)).all()
+        rows = batch_queries.recent_batches(db, HOME_BATCHES)
     waiting = [b for b, _, _ in rows if b.status == BatchStatus.SUBMITTED.value
                and g.officer.username not in (b.created_by, b.submitted_by)]
     return render_template("console/home.html", rows=rows, waiting=waiting)

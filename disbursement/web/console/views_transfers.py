@@ -6,7 +6,7 @@ from flask import g, render_template, request
 
 from disbursement.services.tracking import search as transfer_search
 from disbursement.services.tracking.queries import transfer_view
-from disbursement.web.console import bp
+from disbursement.web.console.blueprint import bp
 from disbursement.web.console.guard import may_see_personal_data, not_found, services, signed_in
 
 
