@@ -8,12 +8,12 @@ pagination), `get_exception`, `counts_by_type`. Resolve (approvers):
 - write_off: the signed difference (statement minus our records) is booked
   from the partner's clearing account to the program's corrections account;
 - correction_posting: the same accounts, with the officer's signed amount;
-- reissue: the decision is recorded; the re-issue itself belongs to the
-  re-issue service when it exists, else the item waits as `reissue_requested`;
+- reissue: the transfer is re-issued as a new attempt in a draft batch, in
+  the resolution's transaction (a refused re-issue resolves nothing);
 - chase_partner: the decision is recorded; the partner owes us an answer.
 
 Statuses: `expected` (a payment missing from a statement, within the partner's
-SLA) -> `open` (past it; `escalate`) -> `resolved` | `reissue_requested`. A
+SLA) -> `open` (past it; `escalate`) -> `resolved`. A
 later statement that carries the missing payment resolves the item itself
 (`matched_later`).
 """
@@ -31,6 +31,7 @@ from disbursement.bootstrap import Services
 from disbursement.db.models import PaymentInstruction, Transfer, as_utc, utcnow
 from disbursement.db.models.ledger import ReconException
 from disbursement.domain.states import Role
+from disbursement.services.batches import reissue
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.officers import audit
 from disbursement.services.officers.users import Actor
@@ -270,13 +271,13 @@ def resolve(svc: Services, exception_id: int, actor: Actor, kind: str, reason: s
 
 def _reissue(svc: Services, session: Session, row: ReconException, actor: Actor) -> str:
     """Re-issues the exception's transfer as a new attempt (in a draft batch, so
-    maker-checker applies before anything is sent). Raises BadResolution, and
-    resolves nothing, when the transfer cannot be re-issued."""
-    from disbursement.services.batches import reissue
-
+    maker-checker applies before anything is sent), in the resolution's own
+    transaction: the resolution and the new attempt commit together or not at
+    all. Raises BadResolution, and resolves nothing, when the transfer cannot be
+    re-issued."""
     if row.transfer_id is None:
         raise BadResolution(f"exception {row.id} concerns no transfer: nothing to re-issue")
-    report = reissue.reissue_transfers(svc, [row.transfer_id], actor)
+    report = reissue.reissue_in(svc, session, [row.transfer_id], actor)
     if report.refused:
         raise BadResolution("cannot re-issue: " + "; ".join(
             f"{r['reference']}: {r['reason']}" for r in report.refused))

@@ -17,7 +17,7 @@ from disbursement.services.ledger import postings as ledger
 from disbursement.services.officers import users
 from disbursement.services.tracking import confirmations
 from disbursement.web.app import create_app
-from reconciliation import expiry, reconcile, returns
+from reconciliation import exceptions, expiry, reconcile, returns
 from tests.conftest import PARTNER_KEYS
 from tests.support.recon_world import build_world, csv_statement
 
@@ -145,6 +145,29 @@ def test_correction_reissue_and_chase_resolutions(queue):
     assert bad.status_code == 422 and "unknown resolution 'shrug'" in bad.get_json()["error"]["message"]
     with queue.svc.uow() as session:
         assert ledger.check(session).balanced
+
+
+def test_a_refused_reissue_resolves_nothing_and_reissues_nothing(queue, officers):
+    """The resolution and its re-issue are one transaction on PostgreSQL: when the
+    re-issue is refused, neither the resolution, nor a new attempt, nor the
+    re-issue's audit entry remains."""
+    missing = queue.call("GET", "/api/v1/exceptions?type=paid_in_records_missing_from_statement",
+                         "maker").get_json()["exceptions"][0]
+
+    def snapshot():
+        with queue.svc.uow() as session:
+            return (session.execute(select(func.count()).select_from(Transfer)).scalar_one(),
+                    session.execute(select(func.count()).select_from(AuditEntry).where(
+                        AuditEntry.action.in_(["transfer.reissue", "exception.reissue"])))
+                    .scalar_one(),
+                    session.get(ReconException, missing["id"]).status)
+
+    before = snapshot()
+    with pytest.raises(exceptions.BadResolution, match="cannot re-issue"):
+        exceptions.resolve(queue.svc, missing["id"], officers.approver, "reissue",
+                           "never reached the household")
+    assert snapshot() == before
+    assert before[2] in ("expected", "open")
 
 
 def test_signed_returns_of_funds_expire_flag_arrears_and_answer_calmly(world, svc):
