@@ -8,10 +8,11 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from disbursement.db.models import ApiToken, User, utcnow
+from disbursement.db.session import UnitOfWork
 from disbursement.domain.states import Role
 from disbursement.services.officers import audit
 
@@ -54,6 +55,31 @@ def create_user(session: Session, by: Actor, username: str, password: str,
     audit.record(session, by.username, "user.create", "user", username,
                  {"roles": [r.value for r in roles]})
     return user
+
+
+def add_user(uow: UnitOfWork, by: Actor, username: str, password: str,
+             roles: list[Role]) -> None:
+    """The use case behind `disburse users create`: one officer, audited, committed."""
+    with uow() as session:
+        create_user(session, by, username, password, roles)
+        session.commit()
+
+
+def is_first_user(uow: UnitOfWork) -> bool:
+    """True while no officer exists: the very first one is created by the system."""
+    with uow() as session:
+        return session.execute(select(func.count()).select_from(User)).scalar_one() == 0
+
+
+def sign_in_for_token(uow: UnitOfWork, username: str, password: str,
+                      ttl_seconds: int) -> tuple[Actor, str]:
+    """The use case behind `POST /auth/tokens`: the officer and a new API token,
+    committed; AuthenticationFailed when the username or password is wrong."""
+    with uow() as session:
+        actor = authenticate(session, username, password)
+        token = issue_token(session, actor, ttl_seconds)
+        session.commit()
+    return actor, token
 
 
 def authenticate(session: Session, username: str, password: str) -> Actor:
