@@ -27,7 +27,8 @@ from disbursement.services.dispatch.dead_letters import DeadLetterNotFound
 from disbursement.services.ledger import postings as ledger_rules
 from disbursement.services.ledger.reports import UnknownReport
 from disbursement.services.officers.users import AuthenticationFailed, Forbidden
-from disbursement.services.tracking.confirmations import BadConfirmation, UnknownReferences
+from disbursement.services.tracking.confirmations import BadConfirmation
+from disbursement.services.tracking.inbound import NotJson, UnknownReferences
 from reconciliation import exceptions as recon_exceptions
 from reconciliation.readers.csv_statement import StatementError
 from reconciliation.returns import BadReturn
@@ -41,6 +42,7 @@ class ApiError(Exception):
 
 STATUS_BY_ERROR: list[tuple[type[Exception], int, str]] = [
     (SignatureError, 401, "bad_signature"),
+    (NotJson, 400, "invalid_json"),
     (AuthenticationFailed, 401, "unauthenticated"),
     (SelfApprovalRefused, 403, "self_approval"),
     (Forbidden, 403, "forbidden"),
