@@ -13,9 +13,9 @@ pagination), `get_exception`, `counts_by_type`. Resolve (approvers):
 - chase_partner: the decision is recorded; the partner owes us an answer.
 
 Statuses: `expected` (a payment missing from a statement, within the partner's
-SLA) -> `open` (past it; `escalate`) -> `resolved`. A
-later statement that carries the missing payment resolves the item itself
-(`matched_later`).
+SLA) -> `open` (past it; `escalate`) -> `resolved` (rows of older versions may
+still be `reissue_requested`). A later statement that carries the missing
+payment resolves the item itself (`matched_later`).
 """
 from __future__ import annotations
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import BinaryIO, Iterable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import any_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from disbursement.bootstrap import Services
@@ -133,9 +134,6 @@ def _among(session: Session, column, values: list):
     """`column IN values`: one array parameter on PostgreSQL (a 5,000-item IN
     list costs more to build and parse than to run), a plain IN on SQLite."""
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy import any_, bindparam
-        from sqlalchemy.dialects.postgresql import ARRAY
-
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
     return column.in_(values)
 

@@ -84,6 +84,9 @@ class ExceptionStatus(enum.StrEnum):
     EXPECTED = "expected"      # a payment missing from a statement, within the partner's SLA
     OPEN = "open"              # waiting for an officer's resolution
     RESOLVED = "resolved"      # by an officer, or by a later statement (`matched_later`)
+    # Written by versions whose re-issue resolution only recorded the request;
+    # never entered now (a re-issue resolves, or is refused), but old rows keep it.
+    REISSUE_REQUESTED = "reissue_requested"
 
 
 # Exceptions still waiting for something: a later statement or an officer.

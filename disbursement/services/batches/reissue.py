@@ -9,6 +9,10 @@ posts its ledger. Only programs with `reissue_on_rejection = true` allow it.
 Never two live attempts: the partial unique index on transfers says so, and a
 concurrent re-issue of the same transfer loses on it (each transfer is tried in
 its own savepoint, so one loser does not undo the others).
+
+`reissue_references` is the use case of its own (CLI) and owns its transaction;
+`reissue_in` works in a caller's transaction (an exception's resolution) and
+never commits.
 """
 from __future__ import annotations
 
@@ -67,14 +71,6 @@ def reissue_references(svc: Services, references: list[str], actor: Actor) -> Re
         report = reissue_in(svc, session, [found[r] for r in references if r in found], actor)
         report.refused.extend({"reference": r, "reason": "no transfer with this reference"}
                               for r in references if r not in found)
-        session.commit()
-    return report
-
-
-def reissue_transfers(svc: Services, transfer_ids: list[int], actor: Actor) -> ReissueReport:
-    """The use case for a caller that re-issues on its own: one transaction."""
-    with svc.uow() as session:
-        report = reissue_in(svc, session, transfer_ids, actor)
         session.commit()
     return report
 
