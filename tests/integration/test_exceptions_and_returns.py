@@ -212,3 +212,23 @@ def test_signed_returns_of_funds_expire_flag_arrears_and_answer_calmly(world, sv
     assert [a["transfer_id"] for a in due] == [t0.id]
     assert flagged == [("return_of_paid", r[3])]
     assert returned_lines == t0.amount_centimes + world.transfer(r[4]).amount_centimes
+
+
+def test_returns_take_the_inbound_path_of_confirmations(world, svc):
+    """Verified before parsed (a signed body that is not JSON is 400, an unsigned
+    one 401), and an event id is one message: its second copy is a replay."""
+    api, r = Api(svc), world.refs[PARTNER]
+    path = f"/api/v1/partners/{PARTNER}/returns"
+    headers = signing.sign(PARTNER_KEYS[PARTNER].encode(), b"not json", method="POST", target=path)
+    not_json = api.client.post(path, data=b"not json", headers=headers)
+    assert (not_json.status_code, not_json.get_json()["error"]) == (
+        400, {"code": "invalid_json", "message": "body is not JSON", "details": None})
+    unsigned = api.client.post(path, data=b"not json")
+    assert unsigned.status_code == 401
+
+    _confirm(svc, r[:2], "rejected")
+    twice = api.signed(path, [{"event_id": "R9", "reference": r[0]},
+                              {"event_id": "R9", "reference": r[1]}]).get_json()
+    assert twice["results"] == [{"reference": r[0], "outcome": "returned"},
+                                {"reference": r[1], "outcome": "duplicate"}]
+    assert [world.status(x) for x in r[:2]] == ["rejected", "rejected"]
