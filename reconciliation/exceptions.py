@@ -8,14 +8,14 @@ pagination), `get_exception`, `counts_by_type`. Resolve (approvers):
 - write_off: the signed difference (statement minus our records) is booked
   from the partner's clearing account to the program's corrections account;
 - correction_posting: the same accounts, with the officer's signed amount;
-- reissue: the decision is recorded; the re-issue itself belongs to the
-  re-issue service when it exists, else the item waits as `reissue_requested`;
+- reissue: the transfer is re-issued as a new attempt in a draft batch, in
+  the resolution's transaction (a refused re-issue resolves nothing);
 - chase_partner: the decision is recorded; the partner owes us an answer.
 
 Statuses: `expected` (a payment missing from a statement, within the partner's
-SLA) -> `open` (past it; `escalate`) -> `resolved` | `reissue_requested`. A
-later statement that carries the missing payment resolves the item itself
-(`matched_later`).
+SLA) -> `open` (past it; `escalate`) -> `resolved` (rows of older versions may
+still be `reissue_requested`). A later statement that carries the missing
+payment resolves the item itself (`matched_later`).
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ from sqlalchemy.orm import Session
 from disbursement.db.models import PaymentInstruction, Transfer, as_utc, utcnow
 from disbursement.db.models.ledger import ReconException
 from disbursement.domain.errors import BadInput, Conflict, NotFound
-from disbursement.domain.states import Role
+from disbursement.domain.states import UNSETTLED_EXCEPTIONS, ExceptionStatus, Role
+from disbursement.services.batches import reissue
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.officers import audit
 from disbursement.services.officers.users import Actor
@@ -41,8 +42,8 @@ PAGE_SIZE = 100
 # The last ageing bucket: older than the oldest bounded one.
 OLDEST_BUCKET = ">60"
 AGES = tuple(name for name, _ in AGEING_BUCKETS) + (OLDEST_BUCKET,)
-STATUSES = ("expected", "open", "resolved", "reissue_requested")
-UNSETTLED = ("expected", "open")
+STATUSES = tuple(s.value for s in ExceptionStatus)
+UNSETTLED = tuple(s.value for s in UNSETTLED_EXCEPTIONS)
 
 
 class ResolutionKind(enum.StrEnum):
@@ -127,7 +128,7 @@ def open_for_transfers(session: Session, partner_code: str,
         .join(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)
         .where(Transfer.id.in_(ids)))}
     now = utcnow()
-    rows = [{"type": kind.value, "status": "open", "partner_code": partner_code,
+    rows = [{"type": kind.value, "status": ExceptionStatus.OPEN.value, "partner_code": partner_code,
              "program": info[tid].program, "period": info[tid].period, "statement_id": statement_id,
              "transfer_id": tid, "reference": info[tid].reference, "amount_centimes": amount,
              "currency": currency, "detail": detail[:200], "since": now, "created_at": now}
@@ -140,9 +141,9 @@ def open_for_transfers(session: Session, partner_code: str,
 def escalate(session: Session, now: datetime | None = None) -> int:
     """Expected items whose SLA has passed become open exceptions."""
     result = session.execute(update(ReconException)
-                             .where(ReconException.status == "expected",
+                             .where(ReconException.status == ExceptionStatus.EXPECTED.value,
                                     ReconException.due_at < (now or utcnow()))
-                             .values(status="open"))
+                             .values(status=ExceptionStatus.OPEN.value))
     return result.rowcount
 
 
@@ -152,7 +153,8 @@ def close_matched_later(session: Session, transfer_ids: Sequence[int], statement
             ReconException.transfer_id.in_(list(transfer_ids)),
             ReconException.type == Outcome.MISSING_FROM_STATEMENT.value,
             ReconException.resolution.is_(None))
-            .values(status="resolved", resolution="matched_later", resolved_by="system",
+            .values(status=ExceptionStatus.RESOLVED.value, resolution="matched_later",
+                    resolved_by="system",
                     resolved_at=utcnow(), resolution_reason=f"on statement {statement_id}"))
 
 
@@ -245,7 +247,6 @@ def resolve(svc: Services, exception_id: int, actor: Actor, kind: str, reason: s
         if row.status not in UNSETTLED:
             raise AlreadyResolved(f"exception {exception_id} is already {row.status}")
         posting_id = None
-        status = "resolved"
         if resolution in (ResolutionKind.WRITE_OFF, ResolutionKind.CORRECTION_POSTING):
             program, period = row.program or program, row.period or period
             if not program or not period:
@@ -256,9 +257,10 @@ def resolve(svc: Services, exception_id: int, actor: Actor, kind: str, reason: s
                 session, resolution.value, program, period, row.partner_code, amount,
                 f"{resolution.value} of exception {exception_id} by {actor.username}")
         elif resolution == ResolutionKind.REISSUE:
-            status = _reissue(svc, session, row, actor)
+            _reissue(svc, session, row, actor)
         session.execute(update(ReconException).where(ReconException.id == exception_id).values(
-            status=status, resolution=resolution.value, resolution_reason=reason.strip()[:500],
+            status=ExceptionStatus.RESOLVED.value, resolution=resolution.value,
+            resolution_reason=reason.strip()[:500],
             resolved_by=actor.username, resolved_at=utcnow(), posting_id=posting_id))
         audit.record(session, actor.username, f"exception.{resolution.value}", "recon_exception",
                      exception_id, {"type": row.type, "partner": row.partner_code,
@@ -269,19 +271,18 @@ def resolve(svc: Services, exception_id: int, actor: Actor, kind: str, reason: s
         return get_exception(session, exception_id)
 
 
-def _reissue(svc: Services, session: Session, row: ReconException, actor: Actor) -> str:
+def _reissue(svc: Services, session: Session, row: ReconException, actor: Actor) -> None:
     """Re-issues the exception's transfer as a new attempt (in a draft batch, so
-    maker-checker applies before anything is sent). Raises BadResolution, and
-    resolves nothing, when the transfer cannot be re-issued."""
-    from disbursement.services.batches import reissue
-
+    maker-checker applies before anything is sent), in the resolution's own
+    transaction: the resolution and the new attempt commit together or not at
+    all. Raises BadResolution, and resolves nothing, when the transfer cannot be
+    re-issued."""
     if row.transfer_id is None:
         raise BadResolution(f"exception {row.id} concerns no transfer: nothing to re-issue")
-    report = reissue.reissue_transfers(svc, [row.transfer_id], actor)
+    report = reissue.reissue_in(svc, session, [row.transfer_id], actor)
     if report.refused:
         raise BadResolution("cannot re-issue: " + "; ".join(
             f"{r['reference']}: {r['reason']}" for r in report.refused))
-    return "resolved"
 
 
 def due_date(since: datetime, sla_days: int) -> datetime:

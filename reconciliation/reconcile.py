@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import BinaryIO, Iterable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import any_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from disbursement.db.bulk import write_rows
@@ -36,7 +37,7 @@ from disbursement.db.models import (
 )
 from disbursement.db.models.ledger import FundReturn, ReconException
 from disbursement.domain.statements import EntryKind, StatementEntry, StatementSummary
-from disbursement.domain.states import Role, TransferStatus
+from disbursement.domain.states import ExceptionStatus, Role, TransferStatus
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.officers import audit
 from disbursement.services.officers.users import Actor
@@ -133,9 +134,6 @@ def _among(session: Session, column, values: list):
     """`column IN values`: one array parameter on PostgreSQL (a 5,000-item IN
     list costs more to build and parse than to run), a plain IN on SQLite."""
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy import any_, bindparam
-        from sqlalchemy.dialects.postgresql import ARRAY
-
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
     return column.in_(values)
 
@@ -218,7 +216,8 @@ def _detail(decision: Decision, entry: StatementEntry) -> str | None:
 
 def _exception_row(partner_code: str, statement_id: int, entry: StatementEntry,
                    hit: _Known | None, decision: Decision, now: datetime) -> tuple:
-    return (decision.outcome.value, "open", partner_code, hit.program if hit else None,
+    return (decision.outcome.value, ExceptionStatus.OPEN.value, partner_code,
+            hit.program if hit else None,
             hit.period if hit else None, statement_id, entry.line_no,
             hit.transfer.id if hit else None, entry.reference[:32],
             decision.exposure(entry.amount_centimes, hit.transfer if hit else None),
@@ -229,7 +228,7 @@ def _open_balance_exception(session: Session, statement: Statement, summary: Sta
                             now: datetime) -> None:
     difference = summary.balance_difference()
     session.execute(ReconException.__table__.insert(), [{
-        "type": Outcome.BALANCE_DIFFERENCE.value, "status": "open",
+        "type": Outcome.BALANCE_DIFFERENCE.value, "status": ExceptionStatus.OPEN.value,
         "partner_code": statement.partner_code, "statement_id": statement.id,
         "amount_centimes": -difference, "currency": summary.currency or "MAD",
         "detail": (f"opening {summary.opening_balance_centimes} - payments "
@@ -265,7 +264,8 @@ def _expected(session: Session, partner_code: str, statement_id: int, to_date: d
             (statement_id, None, r.reference, r.amount_centimes, r.currency, r.id, outcome.value,
              "paid in our records, not on the statement", None) for r in step])
         write_rows(session, ReconException.__table__, EXCEPTION_COLUMNS, [
-            (outcome.value, "expected", partner_code, r.program, r.period, statement_id, None,
+            (outcome.value, ExceptionStatus.EXPECTED.value, partner_code, r.program, r.period,
+             statement_id, None,
              r.id, r.reference, -r.amount_centimes, r.currency,
              "paid in our records, not on the statement", as_utc(r.paid_at),
              exceptions.due_date(as_utc(r.paid_at), sla_days), now) for r in step])

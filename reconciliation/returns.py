@@ -9,27 +9,28 @@ return posting, and for an expired transfer an `Arrears` row for the household.
 A return of a paid transfer, or of one still live, is not allowed by the state
 table: it changes nothing and is flagged in the exceptions queue.
 
-Returns arrive by the signed partner API (`apply_partner_returns`), or as
+Returns arrive by the signed partner API (`apply_partner_returns`, through the
+inbound path shared with confirmations), or as
 RETURN entries of a statement file (`reconcile` calls `book_returns`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
-from sqlalchemy import and_, insert, select
+from sqlalchemy import insert, literal, select
 from sqlalchemy.orm import Session
 
 from disbursement.db.bulk import write_rows
-from disbursement.db.models import InboundMessage, PaymentInstruction, Transfer, utcnow
+from disbursement.db.models import PaymentInstruction, Transfer, utcnow
 from disbursement.db.models.ledger import Arrears, FundReturn
 from disbursement.domain.errors import BadInput
 from disbursement.domain.states import TransferStatus as S
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.ports import Services
-from disbursement.services.tracking import transitions
-from disbursement.services.tracking.confirmations import UnknownReferences
+from disbursement.services.tracking import inbound, transitions
 from reconciliation import exceptions
 from reconciliation.matcher import FUNDS_RETURNABLE, Outcome
 
@@ -103,12 +104,8 @@ def book_returns(session: Session, partner_code: str, transfers: dict[int, str],
     return booked
 
 
-def _now_literal(now):
-    from sqlalchemy import literal
-
-    from disbursement.db.models import Base
-
-    return literal(now, Base.metadata.tables["arrears"].c.created_at.type)
+def _now_literal(now: datetime) -> Any:
+    return literal(now, Arrears.__table__.c.created_at.type)
 
 
 @dataclass
@@ -128,55 +125,44 @@ class ReturnsReport:
 
 
 def apply_partner_returns(svc: Services, partner_code: str, items: list[dict]) -> ReturnsReport:
-    """A partner's signed list of returns. All or nothing on the references
-    (one unknown or foreign reference refuses the request); a replayed event
-    id or an already returned transfer is a duplicate; a return our state
-    table does not allow changes nothing and opens an exception."""
+    """A partner's signed list of returns, through the inbound path: all or
+    nothing on the references (one unknown or foreign reference refuses the
+    request); a replayed event id or an already returned transfer is a
+    duplicate; a return our state table does not allow changes nothing and
+    opens an exception."""
+    return inbound.receive(svc, partner_code, items, _outcomes)
+
+
+def _outcomes(session: Session, partner_code: str, items: list[dict], replayed: set[int],
+              rows: dict[str, inbound.TransferRow]) -> ReturnsReport:
+    """The returns' outcome handler: each item returned, duplicate or not allowed."""
     report = ReturnsReport()
-    with svc.uow() as session:
-        refs = sorted({i["reference"] for i in items})
-        rows = {r.reference: r for r in session.execute(
-            select(Transfer.reference, Transfer.id, Transfer.status, Transfer.amount_centimes,
-                   Transfer.currency)
-            .where(Transfer.partner_code == partner_code, Transfer.reference.in_(refs)))}
-        missing = [ref for ref in refs if ref not in rows]
-        if missing:
-            raise UnknownReferences(missing)
-        event_ids = [i["event_id"] for i in items if i["event_id"]]
-        seen = set(session.execute(select(InboundMessage.event_id).where(and_(
-            InboundMessage.partner_code == partner_code, InboundMessage.event_id.in_(event_ids))))
-            .scalars()) if event_ids else set()
-        replayed = {n for n, i in enumerate(items) if i["event_id"] and i["event_id"] in seen}
-        fresh = [i for n, i in enumerate(items) if n not in replayed]
-        booked: set[int] = set()
-        for reason in sorted({i["reason_code"] or "" for i in fresh}):
-            group = {rows[i["reference"]].id: rows[i["reference"]].status
-                     for i in fresh if (i["reason_code"] or "") == reason}
-            booked |= book_returns(session, partner_code, group, source="api",
-                                   reason_code=reason or None)
-        flagged: set[str] = set()
-        for n, item in enumerate(items):
-            row = rows[item["reference"]]
-            if row.id in booked:
-                outcome = "returned"
-                booked.discard(row.id)  # a second copy in the same request is a duplicate
-            elif n in replayed or row.status in FUNDS_RETURNABLE | {S.RETURNED.value}:
-                outcome = "duplicate"
-            else:
-                outcome = "not_allowed"
-                if row.reference not in flagged:
-                    flagged.add(row.reference)
-                    kind = (Outcome.RETURN_OF_PAID if row.status == S.PAID.value
-                            else Outcome.RETURN_NOT_ALLOWED)
-                    exceptions.open_for_transfers(session, partner_code, [(
-                        row.id, kind, -row.amount_centimes, row.currency,
-                        f"partner returned funds of a {row.status} transfer")])
-            report.count(outcome)
-            report.results.append({"reference": row.reference, "outcome": outcome})
-        write_rows(session, InboundMessage.__table__, ["partner_code", "event_id", "at"],
-                   [(partner_code, e, utcnow()) for e in dict.fromkeys(
-                       i["event_id"] for i in fresh if i["event_id"])])
-        session.commit()
+    fresh = [i for n, i in enumerate(items) if n not in replayed]
+    booked: set[int] = set()
+    for reason in sorted({i["reason_code"] or "" for i in fresh}):
+        group = {rows[i["reference"]].id: rows[i["reference"]].status
+                 for i in fresh if (i["reason_code"] or "") == reason}
+        booked |= book_returns(session, partner_code, group, source="api",
+                               reason_code=reason or None)
+    flagged: set[str] = set()
+    for n, item in enumerate(items):
+        row = rows[item["reference"]]
+        if row.id in booked:
+            outcome = "returned"
+            booked.discard(row.id)  # a second copy in the same request is a duplicate
+        elif n in replayed or row.status in FUNDS_RETURNABLE | {S.RETURNED.value}:
+            outcome = "duplicate"
+        else:
+            outcome = "not_allowed"
+            if row.reference not in flagged:
+                flagged.add(row.reference)
+                kind = (Outcome.RETURN_OF_PAID if row.status == S.PAID.value
+                        else Outcome.RETURN_NOT_ALLOWED)
+                exceptions.open_for_transfers(session, partner_code, [(
+                    row.id, kind, -row.amount_centimes, row.currency,
+                    f"partner returned funds of a {row.status} transfer")])
+        report.count(outcome)
+        report.results.append({"reference": row.reference, "outcome": outcome})
     return report
 
 

@@ -8,8 +8,8 @@ import click
 
 from connectors.base import ConnectorError
 from disbursement.cli.context import EXIT_REFUSED, Ctx
-from disbursement.services.ports import JobName
 from disbursement.services.dispatch import file_collection
+from disbursement.services.ports import JobName
 
 
 @click.group()

@@ -29,12 +29,8 @@ def users_create(obj: Ctx, username: str, roles: tuple[str, ...], password_env: 
     """Create an officer. The very first user may be created without --user."""
     password = os.environ.get(password_env) or click.prompt(
         f"password for {username}", hide_input=True, confirmation_prompt=True, err=True)
-    with obj.svc.uow() as session:
-        first = not users_service.has_users(session)
-    actor = users_service.SYSTEM if first else obj.actor()
-    with obj.svc.uow() as session:
-        users_service.create_user(session, actor, username, password, [Role(r) for r in roles])
-        session.commit()
+    actor = users_service.SYSTEM if users_service.is_first_user(obj.svc.uow) else obj.actor()
+    users_service.add_user(obj.svc.uow, actor, username, password, [Role(r) for r in roles])
     click.echo(f"user {username} created with roles {', '.join(roles)}")
 
 

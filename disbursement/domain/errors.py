@@ -45,3 +45,4 @@ class BadInput(DomainError):
 class Unavailable(DomainError):
     """Raised when a partner needed to complete the action does not answer:
     trying again later may succeed."""
+

@@ -1,51 +1,20 @@
-"""Money as integer centimes beside an ISO 4217 code. Never float."""
+"""Money is integer centimes beside an ISO 4217 code, never float. This module
+is the one place that turns amounts written in units ("123.45") into centimes
+and back, so every reader (console input, ISO 20022 files, MT940 statements)
+rounds nothing and refuses the same things."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 CENTIMES_PER_UNIT = 100
 
 
-class CurrencyMismatch(ValueError):
-    """Raised when amounts in two currencies are added or compared."""
+class NotAnAmount(ValueError):
+    """Raised when text is not a finite decimal number of units."""
 
 
-@dataclass(frozen=True, slots=True)
-class Money:
-    centimes: int
-    currency: str = "MAD"
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.centimes, int) or isinstance(self.centimes, bool):
-            raise TypeError("Money.centimes must be an int")
-
-    def __add__(self, other: "Money") -> "Money":
-        if other.currency != self.currency:
-            raise CurrencyMismatch(f"{self.currency} + {other.currency}")
-        return Money(self.centimes + other.centimes, self.currency)
-
-    # Ordering compares centimes only within one currency (a generated
-    # `order=True` would silently compare 100 MAD with 200 EUR).
-    def _same_currency(self, other: "Money") -> "Money":
-        if other.currency != self.currency:
-            raise CurrencyMismatch(f"{self.currency} vs {other.currency}")
-        return other
-
-    def __lt__(self, other: "Money") -> bool:
-        return self.centimes < self._same_currency(other).centimes
-
-    def __le__(self, other: "Money") -> bool:
-        return self.centimes <= self._same_currency(other).centimes
-
-    def __gt__(self, other: "Money") -> bool:
-        return self.centimes > self._same_currency(other).centimes
-
-    def __ge__(self, other: "Money") -> bool:
-        return self.centimes >= self._same_currency(other).centimes
-
-    def __str__(self) -> str:
-        return f"{format_units(self.centimes)} {self.currency}"
+class TooManyDecimals(ValueError):
+    """Raised when an amount has more than two decimals: a fraction of a centime."""
 
 
 def format_units(centimes: int) -> str:
@@ -56,14 +25,21 @@ def format_units(centimes: int) -> str:
 
 
 def parse_units(text: str) -> int:
-    """'123.45' -> 12345 centimes; refuses more than two decimals."""
+    """'123.45' -> 12345 centimes; refuses more than two decimals. Callers that
+    read a file turn the error into their own, naming the line or element."""
     try:
         value = Decimal(text.strip())
     except InvalidOperation as exc:
-        raise ValueError(f"not an amount: {text!r}") from exc
+        raise NotAnAmount(f"not an amount: {text!r}") from exc
     if not value.is_finite():  # 'Infinity', 'NaN' parse as Decimals but are no amounts
-        raise ValueError(f"not an amount: {text!r}")
-    centimes = value * CENTIMES_PER_UNIT
+        raise NotAnAmount(f"not an amount: {text!r}")
+    return centimes_of(value, text)
+
+
+def centimes_of(units: Decimal, text: str | None = None) -> int:
+    """Exact centimes of an amount in units (a reader that already holds a
+    Decimal, like MT940's, starts here)."""
+    centimes = units * CENTIMES_PER_UNIT
     if centimes != centimes.to_integral_value():
-        raise ValueError(f"more than two decimals: {text!r}")
+        raise TooManyDecimals(f"more than two decimals: {text if text is not None else units!r}")
     return int(centimes)

@@ -1,4 +1,5 @@
-"""Transfer and batch states, and the only transitions allowed between them."""
+"""Transfer and batch states, and the only transitions allowed between them;
+the states of outbox items and reconciliation exceptions. All stored by value."""
 from __future__ import annotations
 
 import enum
@@ -69,6 +70,28 @@ class BatchStatus(enum.StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     RELEASED = "released"      # outbox written, dispatch under way
+
+
+class OutboxStatus(enum.StrEnum):
+    """A unit of dispatch work (a chunk to send, a notification to text)."""
+    PENDING = "pending"        # waiting for its (next) attempt
+    DONE = "done"
+    DEAD = "dead"              # retries spent: a dead letter an officer may retry
+
+
+class ExceptionStatus(enum.StrEnum):
+    """A reconciliation exception in the officers' queue."""
+    EXPECTED = "expected"      # a payment missing from a statement, within the partner's SLA
+    OPEN = "open"              # waiting for an officer's resolution
+    RESOLVED = "resolved"      # by an officer, or by a later statement (`matched_later`)
+    # Written by versions whose re-issue resolution only recorded the request;
+    # never entered now (a re-issue resolves, or is refused), but old rows keep it.
+    REISSUE_REQUESTED = "reissue_requested"
+
+
+# Exceptions still waiting for something: a later statement or an officer.
+UNSETTLED_EXCEPTIONS: frozenset[ExceptionStatus] = frozenset(
+    {ExceptionStatus.EXPECTED, ExceptionStatus.OPEN})
 
 
 class Role(enum.StrEnum):

@@ -20,10 +20,11 @@ from typing import IO, Iterator
 
 from lxml import etree
 
+from disbursement.domain import money
+
 NAMESPACE_PREFIX = "urn:iso:std:iso:20022:tech:xsd:"
-MAD_DECIMALS = 2
-CENTIMES_PER_UNIT = 10**MAD_DECIMALS
-_AMOUNT = re.compile(r"([0-9]{1,16})(?:\.([0-9]{1,5}))?", re.ASCII)
+# The ISO 20022 lexical form of an amount: unsigned, ASCII digits, up to five decimals.
+_AMOUNT = re.compile(r"[0-9]{1,16}(?:\.[0-9]{1,5})?", re.ASCII)
 _CURRENCY = re.compile(r"[A-Z]{3}", re.ASCII)
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 QUOTE_MAX_CHARS = 40
@@ -133,13 +134,7 @@ class Node:
         element = self._find(path)
         if element is None:
             raise MessageError(f"{self._at(path)}: missing")
-        text = (element.text or "").strip()
-        match = _AMOUNT.fullmatch(text)
-        decimals = match.group(2) if match else None
-        if match is None or len(element) or (decimals and len(decimals) > MAD_DECIMALS):
-            centimes = parse_centimes(text, self._at(path))   # raises, naming the element
-        else:
-            centimes = int(match.group(1)) * CENTIMES_PER_UNIT + int((decimals or "").ljust(MAD_DECIMALS, "0"))
+        centimes = parse_centimes((element.text or "").strip(), self._at(path))
         currency = element.get("Ccy")
         if currency is None or _CURRENCY.fullmatch(currency) is None:
             problem = "missing" if currency is None else f"{quote(currency)} is not an ISO 4217 currency code"
@@ -161,21 +156,21 @@ class Node:
 
 
 def parse_centimes(text: str, where: str) -> int:
-    """Integer centimes from an ISO amount ("1234.5" -> 123450) without floats."""
-    match = _AMOUNT.fullmatch(text)
-    if match is None:
+    """Integer centimes from an ISO amount ("1234.5" -> 123450) without floats:
+    the ISO form is checked here, the amount is read by `domain.money`."""
+    if _AMOUNT.fullmatch(text) is None:
         raise MessageError(f"{where}: {quote(text)} is not an amount")
-    units, decimals = match.group(1), match.group(2) or ""
-    if len(decimals) > MAD_DECIMALS and set(decimals[MAD_DECIMALS:]) != {"0"}:
-        raise MessageError(f"{where}: {quote(text)} has more than {MAD_DECIMALS} decimals")
-    return int(units) * CENTIMES_PER_UNIT + int((decimals[:MAD_DECIMALS]).ljust(MAD_DECIMALS, "0"))
+    try:
+        return money.parse_units(text)
+    except money.TooManyDecimals:
+        raise MessageError(f"{where}: {quote(text)} has more than 2 decimals") from None
 
 
 def format_centimes(centimes: int) -> str:
     """"1234.50" from 123450: the ISO decimal form, exact."""
     if centimes < 0:
         raise ValueError(f"amount {centimes} is negative; ISO 20022 amounts are unsigned")
-    return f"{centimes // CENTIMES_PER_UNIT}.{centimes % CENTIMES_PER_UNIT:02d}"
+    return money.format_units(centimes)
 
 
 def parse_date(text: str, where: str) -> date:

@@ -31,7 +31,8 @@ from disbursement.services.dispatch.cancellation import (
 )
 from disbursement.services.ledger import postings as ledger_rules
 from disbursement.services.ledger.reports import UnknownReport
-from disbursement.services.tracking.confirmations import BadConfirmation, UnknownReferences
+from disbursement.services.tracking.confirmations import BadConfirmation
+from disbursement.services.tracking.inbound import NotJson, UnknownReferences
 from reconciliation import exceptions as recon_exceptions
 from reconciliation.readers.csv_statement import StatementError
 from reconciliation.returns import BadReturn
@@ -44,6 +45,10 @@ STATUS_BY_CATEGORY: dict[type[categories.DomainError], int] = {
     categories.BadInput: 422,
     categories.Unavailable: 503,
 }
+
+# The few errors whose status is not their category's: a signed body that is
+# not JSON is not even in the protocol's form (400, where bad content is 422).
+STATUS_BY_ERROR: dict[type[Exception], int] = {NotJson: 400}
 
 CODE_BY_CATEGORY: dict[type[categories.DomainError], str] = {
     categories.Unauthenticated: "unauthenticated",
@@ -58,6 +63,7 @@ CODE_BY_CATEGORY: dict[type[categories.DomainError], str] = {
 # class in an error's ancestry wins).
 CODE_BY_ERROR: dict[type[Exception], str] = {
     SignatureError: "bad_signature",
+    NotJson: "invalid_json",
     SelfApprovalRefused: "self_approval",
     UnknownReferences: "unknown_reference",
     UnknownPartner: "unknown_partner",
@@ -95,7 +101,7 @@ def _first_in_ancestry(exc: Exception, table: dict) -> Any:
 
 def status_of(exc: categories.DomainError) -> int:
     """The HTTP status of a refusal, from its category."""
-    return int(_first_in_ancestry(exc, STATUS_BY_CATEGORY))
+    return int(_first_in_ancestry(exc, STATUS_BY_ERROR | STATUS_BY_CATEGORY))
 
 
 def code_of(exc: categories.DomainError) -> str:

@@ -17,7 +17,6 @@ from prometheus_client.registry import Collector
 
 from disbursement.bootstrap import Services
 from disbursement.domain.states import TransferStatus
-from disbursement.services.monitoring import dashboard
 from disbursement.services.monitoring.service_state import (
     IN_FLIGHT_STATES,
     ServiceState,

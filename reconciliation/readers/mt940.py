@@ -20,6 +20,7 @@ from typing import BinaryIO, Iterator
 
 import mt940
 
+from disbursement.domain import money
 from disbursement.domain.references import is_valid_reference
 from disbursement.domain.statements import (
     EntryKind,
@@ -30,7 +31,6 @@ from disbursement.domain.statements import (
 from reconciliation.readers.references import find_reference
 
 CHUNK_TRANSACTIONS = 1000
-CENTIMES_PER_UNIT = 100
 NO_REFERENCE = "NONREF"
 # Debit = paid out from the funding account; a credit, or a reversal mark
 # (RD: reversal of a debit, RC: reversal of a credit), is money coming back.
@@ -235,10 +235,11 @@ def _return_reason(details: str) -> str | None:
 
 
 def _centimes(amount: Decimal, line: int) -> int:
-    scaled = amount * CENTIMES_PER_UNIT
-    if scaled != scaled.to_integral_value():
-        raise StatementError(f"line {line}: amount {amount} has more than 2 decimals")
-    return int(scaled)
+    """The library reads MT940's decimal comma into a Decimal; `domain.money` makes it centimes."""
+    try:
+        return money.centimes_of(amount)
+    except money.TooManyDecimals:
+        raise StatementError(f"line {line}: amount {amount} has more than 2 decimals") from None
 
 
 def _date(value: object) -> date:

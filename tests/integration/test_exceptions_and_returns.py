@@ -17,7 +17,7 @@ from disbursement.services.ledger import postings as ledger
 from disbursement.services.officers import users
 from disbursement.services.tracking import confirmations
 from disbursement.web.app import create_app
-from reconciliation import expiry, reconcile, returns
+from reconciliation import exceptions, expiry, reconcile, returns
 from tests.conftest import PARTNER_KEYS
 from tests.support.recon_world import build_world, csv_statement
 
@@ -147,6 +147,29 @@ def test_correction_reissue_and_chase_resolutions(queue):
         assert ledger.check(session).balanced
 
 
+def test_a_refused_reissue_resolves_nothing_and_reissues_nothing(queue, officers):
+    """The resolution and its re-issue are one transaction on PostgreSQL: when the
+    re-issue is refused, neither the resolution, nor a new attempt, nor the
+    re-issue's audit entry remains."""
+    missing = queue.call("GET", "/api/v1/exceptions?type=paid_in_records_missing_from_statement",
+                         "maker").get_json()["exceptions"][0]
+
+    def snapshot():
+        with queue.svc.uow() as session:
+            return (session.execute(select(func.count()).select_from(Transfer)).scalar_one(),
+                    session.execute(select(func.count()).select_from(AuditEntry).where(
+                        AuditEntry.action.in_(["transfer.reissue", "exception.reissue"])))
+                    .scalar_one(),
+                    session.get(ReconException, missing["id"]).status)
+
+    before = snapshot()
+    with pytest.raises(exceptions.BadResolution, match="cannot re-issue"):
+        exceptions.resolve(queue.svc, missing["id"], officers.approver, "reissue",
+                           "never reached the household")
+    assert snapshot() == before
+    assert before[2] in ("expected", "open")
+
+
 def test_signed_returns_of_funds_expire_flag_arrears_and_answer_calmly(world, svc):
     api, r = Api(svc), world.refs[PARTNER]
     _confirm(svc, r[:3], "available")
@@ -189,3 +212,23 @@ def test_signed_returns_of_funds_expire_flag_arrears_and_answer_calmly(world, sv
     assert [a["transfer_id"] for a in due] == [t0.id]
     assert flagged == [("return_of_paid", r[3])]
     assert returned_lines == t0.amount_centimes + world.transfer(r[4]).amount_centimes
+
+
+def test_returns_take_the_inbound_path_of_confirmations(world, svc):
+    """Verified before parsed (a signed body that is not JSON is 400, an unsigned
+    one 401), and an event id is one message: its second copy is a replay."""
+    api, r = Api(svc), world.refs[PARTNER]
+    path = f"/api/v1/partners/{PARTNER}/returns"
+    headers = signing.sign(PARTNER_KEYS[PARTNER].encode(), b"not json", method="POST", target=path)
+    not_json = api.client.post(path, data=b"not json", headers=headers)
+    assert (not_json.status_code, not_json.get_json()["error"]) == (
+        400, {"code": "invalid_json", "message": "body is not JSON", "details": None})
+    unsigned = api.client.post(path, data=b"not json")
+    assert unsigned.status_code == 401
+
+    _confirm(svc, r[:2], "rejected")
+    twice = api.signed(path, [{"event_id": "R9", "reference": r[0]},
+                              {"event_id": "R9", "reference": r[1]}]).get_json()
+    assert twice["results"] == [{"reference": r[0], "outcome": "returned"},
+                                {"reference": r[1], "outcome": "duplicate"}]
+    assert [world.status(x) for x in r[:2]] == ["rejected", "rejected"]

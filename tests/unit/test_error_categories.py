@@ -16,7 +16,7 @@ from disbursement.services.cycles import planning
 from disbursement.services.dispatch import cancellation, dead_letters
 from disbursement.services.ledger import postings, reports
 from disbursement.services.officers import sign_in, users
-from disbursement.services.tracking import confirmations
+from disbursement.services.tracking import confirmations, inbound
 from disbursement.web.errors import CODE_BY_ERROR, STATUS_BY_CATEGORY, code_of, status_of
 from reconciliation import exceptions as recon_exceptions
 from reconciliation.readers import csv_statement
@@ -28,6 +28,7 @@ CATEGORIES = [categories.Unauthenticated, categories.Refused, categories.NotFoun
 API_ANSWERS = [
     (SignatureError, 401, "bad_signature"),
     (ReplayError, 401, "bad_signature"),
+    (inbound.NotJson, 400, "invalid_json"),
     (users.AuthenticationFailed, 401, "unauthenticated"),
     (approval.SelfApprovalRefused, 403, "self_approval"),
     (users.Forbidden, 403, "forbidden"),
@@ -74,7 +75,7 @@ def test_cli_exit_code_is_refused_for_every_refusal(error: type[categories.Domai
 
 
 def test_unknown_references_keep_their_code() -> None:
-    exc = confirmations.UnknownReferences.__new__(confirmations.UnknownReferences)
+    exc = inbound.UnknownReferences.__new__(inbound.UnknownReferences)
     assert (status_of(exc), code_of(exc)) == (404, "unknown_reference")
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from disbursement.db.models import Batch, BatchDecision, Cycle, OutboxItem, Transfer, utcnow
 from disbursement.db.upsert import insert_ignore, insert_ignore_one
 from disbursement.domain.errors import BadInput, Conflict, NotFound, Refused
-from disbursement.domain.states import BatchStatus, Role, TransferStatus
+from disbursement.domain.states import BatchStatus, OutboxStatus, Role, TransferStatus
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.officers import audit
 from disbursement.services.officers.users import Actor
@@ -139,8 +139,9 @@ def release(svc: Services, batch_id: int, actor: Actor) -> list[int]:
             Transfer.batch_id == batch_id, Transfer.status == TransferStatus.QUEUED.value)
             .order_by(Transfer.chunk_no)).scalars().all()
         insert_ignore(session, OutboxItem.__table__, [
-            {"kind": DISPATCH_KIND, "batch_id": batch_id, "chunk_no": c, "status": "pending",
-             "attempts": 0, "created_at": utcnow(), "updated_at": utcnow()} for c in chunks],
+            {"kind": DISPATCH_KIND, "batch_id": batch_id, "chunk_no": c,
+             "status": OutboxStatus.PENDING.value, "attempts": 0, "created_at": utcnow(),
+             "updated_at": utcnow()} for c in chunks],
             key=["kind", "batch_id", "chunk_no"])
         released = session.execute(select(func.coalesce(func.sum(Transfer.amount_centimes), 0))
                                    .where(Transfer.batch_id == batch_id,
@@ -150,7 +151,7 @@ def release(svc: Services, batch_id: int, actor: Actor) -> list[int]:
                             int(released), batch_id)
         outbox_ids = session.execute(select(OutboxItem.id).where(
             OutboxItem.batch_id == batch_id, OutboxItem.kind == DISPATCH_KIND,
-            OutboxItem.status == "pending")).scalars().all()
+            OutboxItem.status == OutboxStatus.PENDING.value)).scalars().all()
         session.commit()
     for outbox_id in outbox_ids:
         svc.queue.enqueue(JobName.DISPATCH_CHUNK, outbox_id)

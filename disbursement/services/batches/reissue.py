@@ -9,6 +9,10 @@ posts its ledger. Only programs with `reissue_on_rejection = true` allow it.
 Never two live attempts: the partial unique index on transfers says so, and a
 concurrent re-issue of the same transfer loses on it (each transfer is tried in
 its own savepoint, so one loser does not undo the others).
+
+`reissue_references` is the use case of its own (CLI) and owns its transaction;
+`reissue_in` works in a caller's transaction (an exception's resolution) and
+never commits.
 """
 from __future__ import annotations
 
@@ -55,49 +59,58 @@ def program_allows_reissue(svc: Services, program: str) -> bool:
 
 
 def reissue_references(svc: Services, references: list[str], actor: Actor) -> ReissueReport:
+    """The use case behind the CLI: re-issues the transfers named by reference,
+    in one transaction of its own."""
+    actor.require(Role.MAKER, Role.APPROVER)
     with svc.uow() as session:
         found = dict(session.execute(select(Transfer.reference, Transfer.id).where(
             Transfer.reference.in_(references))).all())
-    report = reissue_transfers(svc, [found[r] for r in references if r in found], actor)
-    report.refused.extend({"reference": r, "reason": "no transfer with this reference"}
-                          for r in references if r not in found)
+        report = reissue_in(svc, session, [found[r] for r in references if r in found], actor)
+        report.refused.extend({"reference": r, "reason": "no transfer with this reference"}
+                              for r in references if r not in found)
+        session.commit()
     return report
 
 
-def reissue_transfers(svc: Services, transfer_ids: list[int], actor: Actor) -> ReissueReport:
+def reissue_in(svc: Services, session: Session, transfer_ids: list[int],
+               actor: Actor) -> ReissueReport:
+    """Re-issues `transfer_ids` in the caller's transaction and never commits it:
+    the caller's use case (a re-issue of its own, or an exception's resolution)
+    commits the new attempts together with its own changes, or neither."""
     # An approver resolving a reconciliation exception may ask for it too: the
     # new attempts land in a draft batch that still needs maker-checker.
     actor.require(Role.MAKER, Role.APPROVER)
     report = ReissueReport()
-    with svc.uow() as session:
-        unhealthy = open_partners(session)
-        batches: dict[tuple[int, str], Batch] = {}
-        for transfer_id in transfer_ids:
-            old = session.get(Transfer, transfer_id)
-            problem, partner = _plan(svc, session, old, unhealthy)
-            if problem is not None:
-                report.refused.append({"reference": old.reference, "reason": problem})
-                continue
-            savepoint = session.begin_nested()
-            try:
-                new = _new_attempt(svc, session, old, partner, actor, batches)
-                savepoint.commit()
-            except IntegrityError:
-                savepoint.rollback()
-                # The batch made in this savepoint is gone with it.
-                batches = {k: b for k, b in batches.items() if b in session}
-                report.refused.append({"reference": old.reference,
-                                       "reason": "the instruction already has a live attempt"})
-                continue
-            report.reissued.append({"reference": old.reference, "new_reference": new.reference,
-                                    "partner": partner, "attempt": new.attempt,
-                                    "batch_id": new.batch_id})
-        _close_batches(svc, session, batches.values())
-        report.batches_created = sorted(b.id for b in batches.values())
-        audit.record(session, actor.username, "transfer.reissue", "transfers",
-                     ",".join(r["reference"] for r in report.reissued)[:64] or "-",
-                     report.as_dict())
-        session.commit()
+    unhealthy = open_partners(session)
+    batches: dict[tuple[int, str], Batch] = {}
+    for transfer_id in transfer_ids:
+        old = session.get(Transfer, transfer_id)
+        problem, partner = _plan(svc, session, old, unhealthy)
+        if old is None or partner is None:
+            report.refused.append({"reference": old.reference if old else str(transfer_id),
+                                   "reason": problem})
+            continue
+        # Each transfer in its own savepoint: one loser of a concurrent re-issue
+        # does not undo the others.
+        savepoint = session.begin_nested()
+        try:
+            new = _new_attempt(svc, session, old, partner, actor, batches)
+            savepoint.commit()
+        except IntegrityError:
+            savepoint.rollback()
+            # The batch made in this savepoint is gone with it.
+            batches = {k: b for k, b in batches.items() if b in session}
+            report.refused.append({"reference": old.reference,
+                                   "reason": "the instruction already has a live attempt"})
+            continue
+        report.reissued.append({"reference": old.reference, "new_reference": new.reference,
+                                "partner": partner, "attempt": new.attempt,
+                                "batch_id": new.batch_id})
+    _close_batches(svc, session, batches.values())
+    report.batches_created = sorted(b.id for b in batches.values())
+    audit.record(session, actor.username, "transfer.reissue", "transfers",
+                 ",".join(r["reference"] for r in report.reissued)[:64] or "-",
+                 report.as_dict())
     return report
 
 

@@ -36,6 +36,7 @@ from disbursement import metrics
 from disbursement.db.models import Household, OutboxItem, PaymentInstruction, Transfer, utcnow
 from disbursement.domain.backoff import backoff_seconds
 from disbursement.domain.breaker import Admission
+from disbursement.domain.states import OutboxStatus
 from disbursement.domain.states import TransferStatus as S
 from disbursement.domain.wallet import normalise_mobile
 from disbursement.services.dispatch import notify, partner_health
@@ -71,7 +72,7 @@ def dispatch_chunk(svc: Services, outbox_id: int) -> DispatchOutcome:
     outcome = DispatchOutcome(outbox_id)
     with svc.uow() as session:
         item = session.get(OutboxItem, outbox_id)
-        if item is None or item.status != "pending" or item.kind == notify.NOTIFY_KIND:
+        if item is None or item.status != OutboxStatus.PENDING or item.kind == notify.NOTIFY_KIND:
             outcome.skipped = True
             return outcome
         batch_id, chunk_no = item.batch_id, item.chunk_no
@@ -79,7 +80,7 @@ def dispatch_chunk(svc: Services, outbox_id: int) -> DispatchOutcome:
     if rows:
         rows = _refuse_wallet_rule_breaches(svc, rows, outcome)
     if not rows:
-        _finish(svc, outbox_id, "done", None)
+        _finish(svc, outbox_id, OutboxStatus.DONE, None)
         return outcome
     partner = rows[0].partner_code
     policy = partner_health.policy_from(svc.settings)
@@ -111,7 +112,7 @@ def dispatch_chunk(svc: Services, outbox_id: int) -> DispatchOutcome:
     with svc.uow() as session:
         partner_health.record(session, partner, True, policy)
         session.commit()
-    _finish(svc, outbox_id, "done", None)
+    _finish(svc, outbox_id, OutboxStatus.DONE, None)
     return outcome
 
 
@@ -129,7 +130,7 @@ def _on_failure(svc: Services, outbox_id: int, partner: str, exc: Exception) -> 
         session.commit()
     attempts = _record_failure(svc, outbox_id, error)
     if terminal or attempts >= svc.settings.dispatch_max_attempts:
-        _finish(svc, outbox_id, "dead", error)
+        _finish(svc, outbox_id, OutboxStatus.DEAD, error)
         refresh_dead_letter_gauge(svc)
     else:
         metrics.DISPATCH_RETRIES.labels(partner=partner).inc()
@@ -247,18 +248,18 @@ def _record_failure(svc: Services, outbox_id: int, error: str) -> int:
         return attempts
 
 
-def _finish(svc: Services, outbox_id: int, status: str, error: str | None) -> None:
+def _finish(svc: Services, outbox_id: int, status: OutboxStatus, error: str | None) -> None:
     with svc.uow() as session:
         session.execute(update(OutboxItem).where(OutboxItem.id == outbox_id,
-                                                 OutboxItem.status == "pending")
-                        .values(status=status, last_error=error, updated_at=utcnow()))
+                                                 OutboxItem.status == OutboxStatus.PENDING.value)
+                        .values(status=status.value, last_error=error, updated_at=utcnow()))
         session.commit()
 
 
 def refresh_dead_letter_gauge(svc: Services) -> int:
     with svc.uow() as session:
         count = session.execute(select(func.count()).select_from(OutboxItem).where(
-            OutboxItem.status == "dead")).scalar_one()
+            OutboxItem.status == OutboxStatus.DEAD.value)).scalar_one()
     metrics.DEAD_LETTERS.set(count)
     return count
 
@@ -267,7 +268,8 @@ def sweep(svc: Services, include_not_due: bool = False) -> list[int]:
     """Re-enqueues every pending outbox item that is due (its backoff or its
     partner's breaker cooldown is over): rebuilds the work if Redis lost it.
     Safe to run any time because dispatch jobs are idempotent."""
-    stmt = select(OutboxItem.id, OutboxItem.kind).where(OutboxItem.status == "pending")
+    stmt = select(OutboxItem.id, OutboxItem.kind).where(
+        OutboxItem.status == OutboxStatus.PENDING.value)
     if not include_not_due:
         stmt = stmt.where(or_(OutboxItem.next_attempt_at.is_(None),
                               OutboxItem.next_attempt_at <= utcnow()))

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from disbursement.db.models import Batch, OutboxItem, Transfer, as_utc, utcnow
 from disbursement.domain.errors import NotFound
-from disbursement.domain.states import Role
+from disbursement.domain.states import OutboxStatus, Role
 from disbursement.services.officers import audit
 from disbursement.services.officers.users import Actor
 from disbursement.services.ports import JobName, Services
@@ -26,7 +26,7 @@ def list_dead(session: Session) -> list[dict]:
     rows = session.execute(
         select(OutboxItem, Batch.partner_code, transfers.label("transfers"))
         .join(Batch, Batch.id == OutboxItem.batch_id)
-        .where(OutboxItem.status == "dead").order_by(OutboxItem.id))
+        .where(OutboxItem.status == OutboxStatus.DEAD.value).order_by(OutboxItem.id))
     return [{"id": item.id, "kind": item.kind, "batch_id": item.batch_id,
              "chunk_no": item.chunk_no, "partner": partner, "transfers": count,
              "attempts": item.attempts, "last_error": item.last_error,
@@ -38,12 +38,12 @@ def retry(svc: Services, outbox_id: int, actor: Actor) -> None:
     actor.require(Role.MAKER, Role.APPROVER, Role.ADMIN)
     with svc.uow() as session:
         previous = session.execute(select(OutboxItem.attempts, OutboxItem.last_error).where(
-            OutboxItem.id == outbox_id, OutboxItem.status == "dead")).first()
+            OutboxItem.id == outbox_id, OutboxItem.status == OutboxStatus.DEAD.value)).first()
         if previous is None:
             raise DeadLetterNotFound(f"no dead letter {outbox_id}")
         session.execute(update(OutboxItem).where(OutboxItem.id == outbox_id,
-                                                 OutboxItem.status == "dead")
-                        .values(status="pending", attempts=0, next_attempt_at=None,
+                                                 OutboxItem.status == OutboxStatus.DEAD.value)
+                        .values(status=OutboxStatus.PENDING.value, attempts=0, next_attempt_at=None,
                                 updated_at=utcnow()))
         audit.record(session, actor.username, "dead_letter.retry", "outbox", outbox_id,
                      {"attempts": previous.attempts, "last_error": previous.last_error})

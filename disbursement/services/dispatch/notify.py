@@ -24,6 +24,7 @@ from disbursement.db.models import Household, OutboxItem, PaymentInstruction, Tr
 from disbursement.db.models.routing import Notification, ServicePoint
 from disbursement.db.upsert import insert_ignore
 from disbursement.domain.money import format_units
+from disbursement.domain.states import OutboxStatus
 from disbursement.domain.states import TransferStatus as S
 from disbursement.domain.withdrawal import code_hash, withdrawal_code
 from disbursement.services.ports import JobName, Services
@@ -60,11 +61,13 @@ def record_work(svc: Services, session: Session, batch_id: int, chunk_no: int,
         return None
     now = utcnow()
     insert_ignore(session, OutboxItem.__table__, [
-        {"kind": NOTIFY_KIND, "batch_id": batch_id, "chunk_no": chunk_no, "status": "pending",
-         "attempts": 0, "created_at": now, "updated_at": now}], key=["kind", "batch_id", "chunk_no"])
+        {"kind": NOTIFY_KIND, "batch_id": batch_id, "chunk_no": chunk_no,
+         "status": OutboxStatus.PENDING.value, "attempts": 0, "created_at": now,
+         "updated_at": now}], key=["kind", "batch_id", "chunk_no"])
     return session.execute(select(OutboxItem.id).where(
         OutboxItem.kind == NOTIFY_KIND, OutboxItem.batch_id == batch_id,
-        OutboxItem.chunk_no == chunk_no, OutboxItem.status == "pending")).scalar_one_or_none()
+        OutboxItem.chunk_no == chunk_no,
+        OutboxItem.status == OutboxStatus.PENDING.value)).scalar_one_or_none()
 
 
 def enqueue(svc: Services, outbox_id: int | None) -> None:
@@ -86,7 +89,7 @@ def notify_chunk(svc: Services, outbox_id: int) -> NotifyOutcome:
     outcome = NotifyOutcome(outbox_id)
     with svc.uow() as session:
         item = session.get(OutboxItem, outbox_id)
-        if item is None or item.status != "pending" or item.kind != NOTIFY_KIND:
+        if item is None or item.status != OutboxStatus.PENDING or item.kind != NOTIFY_KIND:
             outcome.skipped = True
             return outcome
         rows = _cash_rows(session, item.batch_id, item.chunk_no)
@@ -107,8 +110,9 @@ def notify_chunk(svc: Services, outbox_id: int) -> NotifyOutcome:
         gateway.close()
     with svc.uow() as session:
         session.execute(update(OutboxItem).where(OutboxItem.id == outbox_id,
-                                                 OutboxItem.status == "pending")
-                        .values(status="done", last_error=None, updated_at=utcnow()))
+                                                 OutboxItem.status == OutboxStatus.PENDING.value)
+                        .values(status=OutboxStatus.DONE.value, last_error=None,
+                                updated_at=utcnow()))
         session.commit()
     if outcome.sent and rows:
         metrics.SMS_SENT.labels(partner=rows[0].partner_code).inc(outcome.sent)

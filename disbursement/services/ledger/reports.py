@@ -24,6 +24,7 @@ from disbursement.db.models import Cycle, Household, PaymentInstruction, Transfe
 from disbursement.db.models.ledger import ReconException
 from disbursement.domain.errors import NotFound
 from disbursement.domain.money import format_units
+from disbursement.domain.states import ExceptionStatus
 from reconciliation.matcher import AGEING_BUCKETS
 
 KINDS = ("batch", "partner", "cycle", "region")
@@ -128,7 +129,7 @@ def _exceptions(session: Session, kind: str, where: Scope, as_of: date) -> list[
         stmt = (select(key, category, func.count(), func.sum(ReconException.amount_centimes))
                 .outerjoin(Transfer, Transfer.id == ReconException.transfer_id)
                 .outerjoin(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)
-                .where(ReconException.status != "resolved")
+                .where(ReconException.status != ExceptionStatus.RESOLVED.value)
                 .group_by(key, category).order_by(key, category))
         if kind == "region":
             stmt = stmt.outerjoin(Household, Household.id == PaymentInstruction.household_pk)

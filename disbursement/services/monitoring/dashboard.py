@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, aliased
 
 from disbursement.db.models import Batch, OutboxItem, Transfer, TransferEvent, as_utc, utcnow
 from disbursement.domain.money import format_units
+from disbursement.domain.states import ExceptionStatus, OutboxStatus
 from disbursement.domain.states import TransferStatus as S
 from disbursement.services.dispatch import partner_health
 from disbursement.services.ports import Services
@@ -198,7 +199,8 @@ def _errors(session: Session, since: datetime, partners: list[str]) -> list[dict
     attempts get a table of their own."""
     out = {p: {"partner": p, "dispatch_errors": 0, "retries": 0, "rejected": 0,
                "unknown_outcomes": 0} for p in partners}
-    retries = case((OutboxItem.status == "dead", OutboxItem.attempts - 1), else_=OutboxItem.attempts)
+    retries = case((OutboxItem.status == OutboxStatus.DEAD.value, OutboxItem.attempts - 1),
+                   else_=OutboxItem.attempts)
     for partner, errors, retried in session.execute(
             select(Batch.partner_code, func.sum(OutboxItem.attempts), func.sum(retries))
             .join(Batch, Batch.id == OutboxItem.batch_id)
@@ -222,13 +224,15 @@ def _errors(session: Session, since: datetime, partners: list[str]) -> list[dict
 def outbox_depths(session: Session) -> dict[str, int]:
     """Outbox items waiting (pending) or given up (dead), by status."""
     return dict(session.execute(select(OutboxItem.status, func.count())
-                                .where(OutboxItem.status.in_(["pending", "dead"]))
+                                .where(OutboxItem.status.in_([OutboxStatus.PENDING.value,
+                                                              OutboxStatus.DEAD.value]))
                                 .group_by(OutboxItem.status)).all())
 
 
 def _outbox(session: Session) -> dict[str, int]:
     counts = outbox_depths(session)
-    return {"outbox_pending": counts.get("pending", 0), "outbox_dead": counts.get("dead", 0)}
+    return {"outbox_pending": counts.get(OutboxStatus.PENDING.value, 0),
+            "outbox_dead": counts.get(OutboxStatus.DEAD.value, 0)}
 
 
 def oldest_in_flight(session: Session, states: Iterable[str]) -> dict[str, datetime]:
@@ -245,6 +249,6 @@ def exceptions_by_type(session: Session) -> dict[str, int]:
     from disbursement.db.models.ledger import ReconException
 
     return dict(session.execute(select(ReconException.type, func.count())
-                                .where(ReconException.status != "resolved")
+                                .where(ReconException.status != ExceptionStatus.RESOLVED.value)
                                 .group_by(ReconException.type)
                                 .order_by(ReconException.type)).all())

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from disbursement.db.models import ApiToken, User, utcnow
+from disbursement.db.session import UnitOfWork
 from disbursement.domain.errors import Refused, Unauthenticated
 from disbursement.domain.states import Role
 from disbursement.services.officers import audit
@@ -55,6 +56,31 @@ def create_user(session: Session, by: Actor, username: str, password: str,
     audit.record(session, by.username, "user.create", "user", username,
                  {"roles": [r.value for r in roles]})
     return user
+
+
+def add_user(uow: UnitOfWork, by: Actor, username: str, password: str,
+             roles: list[Role]) -> None:
+    """The use case behind `disburse users create`: one officer, audited, committed."""
+    with uow() as session:
+        create_user(session, by, username, password, roles)
+        session.commit()
+
+
+def is_first_user(uow: UnitOfWork) -> bool:
+    """True while no officer exists: the very first one is created by the system."""
+    with uow() as session:
+        return not has_users(session)
+
+
+def sign_in_for_token(uow: UnitOfWork, username: str, password: str,
+                      ttl_seconds: int) -> tuple[Actor, str]:
+    """The use case behind `POST /auth/tokens`: the officer and a new API token,
+    committed; AuthenticationFailed when the username or password is wrong."""
+    with uow() as session:
+        actor = authenticate(session, username, password)
+        token = issue_token(session, actor, ttl_seconds)
+        session.commit()
+    return actor, token
 
 
 def authenticate(session: Session, username: str, password: str) -> Actor:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from disbursement.db.bulk import write_rows
 from disbursement.db.models import Transfer, TransferEvent, utcnow
-from disbursement.domain.states import TransferStatus, allowed_sources
+from disbursement.domain.states import TransferStatus, allowed_sources, check_transition
 
 IDS_PER_STATEMENT = 5_000
 EVENT_COLUMNS = ["transfer_id", "at", "from_status", "to_status", "source", "actor", "detail"]
@@ -55,8 +55,7 @@ def move_batch(session: Session, batch_id: int, source_state: TransferStatus,
     written with INSERT ... SELECT before the UPDATE, in the same transaction.
     The caller holds the batch row (conditional update on `batches`) so no other
     transaction moves the same transfers meanwhile."""
-    if source_state not in allowed_sources(target):
-        raise ValueError(f"{source_state} -> {target} is not allowed")
+    check_transition(source_state, target)   # IllegalTransition: the state table decides
     params = {"batch_id": batch_id, "src": source_state.value, "dst": target.value,
               "source": source, "actor": actor, "detail": detail, "now": utcnow()}
     session.execute(text(

@@ -3,15 +3,14 @@ check, and the partners' signed returns of funds."""
 from __future__ import annotations
 
 import io
-import json
 
 from flask import Blueprint, g, jsonify, request, send_file
 
-from connectors import signing
 from disbursement.domain.states import Role
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.ledger import reports
-from disbursement.services.tracking.nonces import DatabaseNonces
+from disbursement.services.tracking import inbound
+from disbursement.web.api.confirmations import signed_request
 from disbursement.web.auth import require, services
 from disbursement.web.errors import ApiError
 from reconciliation import exceptions, returns
@@ -94,19 +93,6 @@ def ledger_check():
 def partner_returns(code: str):
     """The partner gives funds back; signed like confirmations, checked before parsing."""
     svc = services()
-    partner = svc.partner(code)
-    raw = request.get_data(cache=False)
-    # The same check as confirmations: signature over method, target, timestamp,
-    # nonce and body; a nonce seen before is a replay.
-    target = signing.request_target(request.path, request.query_string)
-    with svc.uow() as session:
-        signing.verify(svc.partner_keys(partner.code), request.headers, raw,
-                       method=request.method, target=target,
-                       nonces=DatabaseNonces(session, partner.code))
-        session.commit()
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        raise ApiError(400, "invalid_json", "body is not JSON") from None
-    result = returns.apply_partner_returns(svc, partner.code, returns.parse(payload))
+    payload = inbound.verified_payload(svc, code, signed_request())
+    result = returns.apply_partner_returns(svc, code, returns.parse(payload))
     return jsonify(result.as_dict()), 200

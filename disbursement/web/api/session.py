@@ -1,3 +1,4 @@
+"""API sign-in: a username and password exchanged for a bearer token."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
@@ -15,10 +16,8 @@ def create_token():
     if not isinstance(data.get("username"), str) or not isinstance(data.get("password"), str):
         raise ApiError(422, "invalid_credentials_body", "body must be {\"username\": ..., \"password\": ...}")
     svc = services()
-    with svc.uow() as session:
-        actor = users.authenticate(session, data["username"], data["password"])
-        token = users.issue_token(session, actor, svc.settings.token_ttl_seconds)
-        session.commit()
+    actor, token = users.sign_in_for_token(svc.uow, data["username"], data["password"],
+                                           svc.settings.token_ttl_seconds)
     return jsonify({"token": token, "username": actor.username,
                     "roles": sorted(r.value for r in actor.roles),
                     "expires_in": svc.settings.token_ttl_seconds}), 201
