@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack, contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -164,7 +164,7 @@ def run(households: int, workers: int) -> dict:
     return {"households": households, "instructions": plan.instructions_created,
             "batches": len(plan.batches_created), "workers": workers, "floors": floors,
             "phases": phases.rows, "by_status": by_status, "ledger_balanced": balanced,
-            "at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+            "at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
 def write_markdown(result: dict, path: Path) -> None:

@@ -22,7 +22,7 @@ import secrets
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import text
@@ -160,7 +160,7 @@ def run(transfers: int) -> dict:
     svc.engine.dispose()
     statement.unlink()
     outcome = report.as_dict()
-    return {"at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    return {"at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "transfers": transfers, "lines": lines, "seconds": round(seconds, 2),
             "lines_per_s": round(lines / seconds), "copy_rows_per_s": copy_rate,
             "rss_before_mib": round(rss_before / 1024), "peak_rss_before_mib": round(peak_before / 1024),

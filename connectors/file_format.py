@@ -130,7 +130,7 @@ def _rows(name: str, columns: tuple[str, ...], lines: list[list[str]], *,
             raise FileProblem(name, f"{TRAILER} line before the end of the file", number)
         if len(fields) != len(columns):
             raise FileProblem(name, f"{len(fields)} fields, expected {len(columns)}", number)
-        row = dict(zip(columns, fields))
+        row = dict(zip(columns, fields, strict=True))
         if not row[columns[0]]:
             raise FileProblem(name, f"{columns[0]} is empty", number)
         if "amount_centimes" in row and not (amount_optional and row["amount_centimes"] == ""):

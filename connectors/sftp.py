@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import posixpath
-import socket
 import stat
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -164,6 +163,6 @@ class SftpSession:
             raise self._failed(exc, f"upload of {folder}/{name} failed", RetryableError) from exc
         try:
             sftp.posix_rename(partial, self._path(folder, name))
-        except (OSError, EOFError, paramiko.SSHException, socket.timeout) as exc:
+        except (TimeoutError, OSError, EOFError, paramiko.SSHException) as exc:
             raise self._failed(exc, f"rename of {folder}/{name} unanswered",
                                AmbiguousOutcome) from exc

@@ -24,8 +24,9 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence
+from typing import Protocol
 
 TIMESTAMP_HEADER = "X-Disburse-Timestamp"
 NONCE_HEADER = "X-Disburse-Nonce"

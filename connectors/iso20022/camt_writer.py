@@ -7,9 +7,10 @@ entries are a sequence read twice: once for the sums, once to write.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import IO, Sequence
+from typing import IO
 
 from disbursement.domain.statements import EntryKind
 from disbursement.iso20022.writing import DocumentWriter, Spec, iso_datetime

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import IO, Iterator, Sequence
+from typing import IO
 
 from connectors.base import OutboundTransfer
 from disbursement.domain.rib import bank_code, rib_problem
@@ -162,12 +163,12 @@ def _agent(rib: str, bic: str | None) -> list[Spec]:
 
 
 def _check_header(header: InitiationHeader) -> None:
-    for field, value, limit in (("message_id", header.message_id, MAX35),
-                                ("payment_information_id", header.payment_information_id, MAX35),
-                                ("initiating_party", header.initiating_party, MAX140),
-                                ("debtor.name", header.debtor.name, MAX140)):
+    for name, value, limit in (("message_id", header.message_id, MAX35),
+                               ("payment_information_id", header.payment_information_id, MAX35),
+                               ("initiating_party", header.initiating_party, MAX140),
+                               ("debtor.name", header.debtor.name, MAX140)):
         if not value or not value.strip() or len(value) > limit or _NOT_XML.search(value):
-            raise InitiationError(f"header {field}: must be 1 to {limit} printable characters")
+            raise InitiationError(f"header {name}: must be 1 to {limit} printable characters")
     problem = rib_problem(header.debtor.rib)
     if problem:
         raise InitiationError(f"header debtor.rib: {problem}")

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, Iterable, Iterator, Sequence
+from typing import IO
 
 from connectors.base import InboundUpdate, PartnerStatus
 from disbursement.iso20022.writing import DocumentWriter, Spec, iso_datetime

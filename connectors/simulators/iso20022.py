@@ -17,7 +17,7 @@ import io
 import random
 import threading
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -224,7 +224,7 @@ def _entry(booked: Booked, on) -> BookedEntry:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def control_app(bank: Bank, lock: threading.Lock) -> Flask:

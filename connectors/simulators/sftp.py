@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import asdict, dataclass, fields, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +169,7 @@ class CsvPartner:
         if to is not None:
             return self._directed(to, references)
         first, second = [], []
-        today = datetime.now(timezone.utc).date().isoformat()
+        today = datetime.now(UTC).date().isoformat()
         for held in self.held.values():
             if held.status == P.AVAILABLE and held.fate == "uncollected":
                 held.status = P.EXPIRED
@@ -196,7 +196,7 @@ class CsvPartner:
                 first.append(self._line(held))
             held.status = to
             if to == P.PAID:
-                held.paid_on = datetime.now(timezone.utc).date().isoformat()
+                held.paid_on = datetime.now(UTC).date().isoformat()
             second.append(self._line(held))
         self._write_in_order([first, second])
         return {"moved": len(second)}
@@ -223,7 +223,7 @@ class CsvPartner:
         for n in range(self.faults.settlement_extra_lines):
             rows.append({"reference": f"X{self.seed:04d}{n:010d}"[:16], "currency": "MAD",
                          "amount_centimes": rng.randrange(1_000, 500_000), "status": "paid",
-                         "value_date": datetime.now(timezone.utc).date().isoformat(),
+                         "value_date": datetime.now(UTC).date().isoformat(),
                          "service_point": "SP-9999"})
         return self._write("SETTLE", ff.SETTLEMENT_COLUMNS, rows)
 
@@ -244,7 +244,7 @@ class CsvPartner:
                 "amount_centimes": held.amount_centimes, "currency": held.currency,
                 "reason": held.reason if held.status in (P.REJECTED, P.CANCELLED) else None,
                 "service_point": held.service_point if held.status == P.PAID else None,
-                "occurred_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                "occurred_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
     def _write(self, prefix: str, columns: tuple[str, ...], rows: list[dict]) -> str:
         self.sequence += 1

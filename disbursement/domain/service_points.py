@@ -13,11 +13,11 @@ from __future__ import annotations
 import csv
 import math
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MICRO = 1_000_000
@@ -124,7 +124,7 @@ class _Candidates:
     """A partner's points for one commune in the order they are tried; `start`
     moves past points that are full on every open day, which never reopen
     during a run."""
-    __slots__ = ("points", "whys", "start")
+    __slots__ = ("points", "start", "whys")
 
     def __init__(self, points: list[ServicePoint], whys: list[str]) -> None:
         self.points, self.whys, self.start = points, whys, 0

@@ -32,7 +32,7 @@ class SchemaViolation(MessageError):
     the message lists the first violations with their lines."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def schema(message: MessageType) -> etree.XMLSchema:
     """The compiled XSD of `message` (compiled once per process)."""
     path = XSD_DIR / f"{message.name}.xsd"

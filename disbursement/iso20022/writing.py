@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-from datetime import datetime, timezone
-from typing import IO, Iterator, Union
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import IO, TypeAlias
 
 from lxml import etree
 
 from disbursement.iso20022.xml import MessageType
 
-Content = Union[str, None, list["Spec"]]
-Spec = Union[tuple[str, Content], tuple[str, Content, dict[str, str]]]
+Content: TypeAlias = str | list["Spec"] | None
+Spec: TypeAlias = tuple[str, Content] | tuple[str, Content, dict[str, str]]
 
 
 def iso_datetime(moment: datetime) -> str:
     """ISODateTime with an explicit offset (naive datetimes are taken as UTC)."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.isoformat(timespec="seconds")
 
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import IO, Iterator
+from typing import IO
 
 from lxml import etree
 
@@ -87,7 +88,7 @@ class Node:
     Locators are only built when needed (an error, or `child`): a statement
     reads millions of fields."""
 
-    __slots__ = ("element", "where", "_ns")
+    __slots__ = ("_ns", "element", "where")
 
     def __init__(self, element: etree._Element, where: str, namespace: str) -> None:
         self.element, self.where, self._ns = element, where, namespace

@@ -12,8 +12,9 @@ or return information (RtrInf) is money coming back (RETURN).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, BinaryIO, Iterator
+from typing import IO, BinaryIO
 
 from disbursement.domain.statements import (
     EntryKind,

@@ -11,9 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 HEADER = ["reference", "amount_centimes", "currency", "status", "value_date", "service_point"]
 # str.isdigit() also takes '²' and Arabic-Indic digits; date.fromisoformat()

@@ -13,10 +13,11 @@ movement of the account (fees, funding) and noted, not yielded.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import mt940
 
