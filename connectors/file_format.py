@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 TRAILER = "TRAILER"
@@ -76,7 +77,7 @@ def checksum_file(name: str, data: bytes) -> bytes:
     return f"{sha256_hex(data)}  {name}\n".encode()
 
 
-def render(columns: tuple[str, ...], rows: list[dict[str, object]]) -> bytes:
+def render(columns: tuple[str, ...], rows: Sequence[Mapping[str, object]]) -> bytes:
     """A whole file: header, one line per row (missing values empty), trailer."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -84,7 +85,7 @@ def render(columns: tuple[str, ...], rows: list[dict[str, object]]) -> bytes:
     total = 0
     for row in rows:
         writer.writerow(["" if row.get(c) is None else row[c] for c in columns])
-        total += int(row.get("amount_centimes") or 0)
+        total += int(str(row.get("amount_centimes") or 0))
     writer.writerow([TRAILER, len(rows), total])
     return out.getvalue().encode("utf-8")
 

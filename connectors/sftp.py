@@ -111,7 +111,9 @@ class SftpSession:
                            timeout=self._timeout, banner_timeout=self._timeout,
                            auth_timeout=self._timeout, channel_timeout=self._timeout)
             sftp = client.open_sftp()
-            sftp.get_channel().settimeout(self._timeout)
+            channel = sftp.get_channel()
+            if channel is not None:  # None only for a client closed meanwhile
+                channel.settimeout(self._timeout)
         except (paramiko.BadHostKeyException, paramiko.AuthenticationException) as exc:
             client.close()
             raise TerminalError(f"{self._where()}: {type(exc).__name__}: {exc}") from exc

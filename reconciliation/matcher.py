@@ -69,7 +69,7 @@ class Decision:
 
     def exposure(self, entry_amount: int, transfer: KnownTransfer | None) -> int:
         """Signed "statement minus our records" for the exceptions queue."""
-        if self.outcome in (Outcome.AMOUNT_OVER, Outcome.AMOUNT_UNDER):
+        if self.outcome in (Outcome.AMOUNT_OVER, Outcome.AMOUNT_UNDER) and transfer is not None:
             return entry_amount - transfer.amount_centimes
         if self.outcome in (Outcome.RETURN_OF_PAID, Outcome.RETURN_NOT_ALLOWED):
             return -entry_amount

@@ -125,9 +125,9 @@ def read_pain002(stream: IO[bytes]) -> Iterator[StatusRecord]:
         elif event.path == "OrgnlPmtInfAndSts":
             if event.kind == "start":
                 pmt, pmt_inf_id, pmt_transactions, saw_pmt_inf = _Level(locator=node.where), None, 0, True
-            elif pmt_transactions == 0 and (pmt.status or group.status):
+            elif pmt_transactions == 0 and (status := pmt.status or group.status):
                 level = pmt if pmt.status else group
-                yield StatusRecord(None, level.status, level.reason_code, level.reason_text, original_msg_id,
+                yield StatusRecord(None, status, level.reason_code, level.reason_text, original_msg_id,
                                    pmt_inf_id, "payment_information" if pmt.status else "group",
                                    node.where, message_id)
         elif event.path == "OrgnlPmtInfAndSts/OrgnlPmtInfId":

@@ -219,7 +219,8 @@ class CsvPartner:
             rows.pop(rng.randrange(len(rows)))
         for index in rng.sample(range(len(rows)), min(self.faults.settlement_altered_lines, len(rows))):
             rows[index] = {**rows[index],
-                           "amount_centimes": rows[index]["amount_centimes"] + ALTERED_BY_CENTIMES}
+                           "amount_centimes": int(str(rows[index]["amount_centimes"]))
+                           + ALTERED_BY_CENTIMES}
         for n in range(self.faults.settlement_extra_lines):
             rows.append({"reference": f"X{self.seed:04d}{n:010d}"[:16], "currency": "MAD",
                          "amount_centimes": rng.randrange(1_000, 500_000), "status": "paid",

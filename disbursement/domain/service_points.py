@@ -78,7 +78,7 @@ def parse_opening_days(text: str) -> str:
         return text
     if not text:
         raise BadOpeningDays("opening days are empty")
-    open_days = set()
+    open_days: set[int] = set()
     for part in text.replace(" ", "").split(","):
         first, _, last = part.partition("-")
         if first not in WEEKDAYS or (last and last not in WEEKDAYS):

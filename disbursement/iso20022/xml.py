@@ -262,10 +262,11 @@ def walk(stream: IO[bytes], message: MessageType, *, units: frozenset[str],
 def _path(element: etree._Element, prefix: str) -> str:
     """Local names from below the message root down to `element`."""
     names = []
-    while element.getparent().getparent() is not None:
+    parent = element.getparent()
+    while parent is not None and parent.getparent() is not None:
         tag = element.tag
         names.append(tag[len(prefix):] if tag.startswith(prefix) else tag)
-        element = element.getparent()
+        element, parent = parent, parent.getparent()
     return "/".join(reversed(names))
 
 

@@ -242,7 +242,7 @@ def _centimes(amount: Decimal, line: int) -> int:
     return int(scaled)
 
 
-def _date(value: object) -> date:
+def _date(value: date) -> date:
     return date(value.year, value.month, value.day)  # mt940's Date is a datetime.date subclass
 
 
