@@ -296,7 +296,8 @@ def measure_trivial_endpoint_rate(seconds: float = 5) -> float:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_load":  # internal: one load-generator process
-        port, seconds, max_requests, threads = int(argv[1]), float(argv[2]), int(argv[3]), int(argv[4])
+        port, seconds = int(argv[1]), float(argv[2])
+        max_requests, threads = int(argv[3]), int(argv[4])
         print(json.dumps(_load_worker(port, seconds, max_requests, threads)))
         return 0
 

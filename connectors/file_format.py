@@ -103,8 +103,9 @@ def verify(name: str, data: bytes, checksum: bytes | None) -> VerifiedFile:
         raise FileProblem(name, f"checksum file {name}{CHECKSUM_SUFFIX} is missing")
     claimed = checksum.decode("ascii", "replace").split()
     if not claimed or claimed[0].lower() != digest:
+        said = claimed[0] if claimed else "(empty)"
         raise FileProblem(name, f"checksum mismatch: {name}{CHECKSUM_SUFFIX} says "
-                                f"{claimed[0] if claimed else '(empty)'}, the file hashes to {digest}")
+                                f"{said}, the file hashes to {digest}")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

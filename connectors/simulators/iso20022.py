@@ -118,7 +118,8 @@ class Bank:
         data = out.getvalue()
         if self.faults.truncate_next_files:
             data = data[:len(data) // 2]
-            self.faults = replace(self.faults, truncate_next_files=self.faults.truncate_next_files - 1)
+            self.faults = replace(self.faults,
+                                  truncate_next_files=self.faults.truncate_next_files - 1)
         self.folders.write("outbox", name, data)
         if self.faults.duplicate_messages and not name.startswith("camt053"):
             self.folders.write("outbox", self._name(name.split("-")[0]), data)
@@ -200,7 +201,8 @@ class Bank:
     def statement(self) -> str:
         """A camt.053 of every booked payment since the simulator started."""
         today = _now().date()
-        paid = sorted((b for b in self.held.values() if b.status == "ACSC"), key=lambda b: b.reference)
+        paid = sorted((b for b in self.held.values() if b.status == "ACSC"),
+                      key=lambda b: b.reference)
         name = self._name("camt053")
         return self._publish(name, write_camt053, self._message_id(), _now(), [AccountReport(
             name.removesuffix(".xml"), FUNDING_ACCOUNT, "MAD", [_entry(b, today) for b in paid],
@@ -219,8 +221,8 @@ class Bank:
 
 
 def _entry(booked: Booked, on) -> BookedEntry:
-    return BookedEntry([BookedTransaction(booked.reference, booked.amount_centimes, booked.currency)],
-                       booking_date=on, value_date=on)
+    transaction = BookedTransaction(booked.reference, booked.amount_centimes, booked.currency)
+    return BookedEntry([transaction], booking_date=on, value_date=on)
 
 
 def _now() -> datetime:

@@ -136,8 +136,9 @@ class CsvPartner:
             roll = rng.random()
             fate = ("rejected" if roll < self.faults.reject_rate else "uncollected"
                     if roll < self.faults.reject_rate + self.faults.uncollected_rate else "paid")
+            point = row["service_point"] or f"SP-{rng.randrange(SERVICE_POINTS):04d}"
             held = Held(reference, int(row["amount_centimes"]), row["currency"], P.RECEIVED, fate,
-                        service_point=row["service_point"] or f"SP-{rng.randrange(SERVICE_POINTS):04d}")
+                        service_point=point)
             if not row["national_id"]:
                 held.status, held.reason = P.REJECTED, "R02 national id not valid"
             elif self.reject_codes:
@@ -214,10 +215,12 @@ class CsvPartner:
         rows = [{"reference": h.reference, "amount_centimes": h.amount_centimes,
                  "currency": h.currency, "status": "paid", "value_date": h.paid_on,
                  "service_point": h.service_point}
-                for h in sorted(self.held.values(), key=lambda h: h.reference) if h.status == P.PAID]
+                for h in sorted(self.held.values(), key=lambda h: h.reference)
+                if h.status == P.PAID]
         for _ in range(min(self.faults.settlement_missing_lines, len(rows))):
             rows.pop(rng.randrange(len(rows)))
-        for index in rng.sample(range(len(rows)), min(self.faults.settlement_altered_lines, len(rows))):
+        altered = min(self.faults.settlement_altered_lines, len(rows))
+        for index in rng.sample(range(len(rows)), altered):
             rows[index] = {**rows[index],
                            "amount_centimes": int(str(rows[index]["amount_centimes"]))
                            + ALTERED_BY_CENTIMES}
@@ -268,12 +271,14 @@ class CsvPartner:
             head, _, trailer = data.rstrip(b"\n").rpartition(b"\n")
             _, count, total = trailer.decode().split(",")
             data = head + f"\n{ff.TRAILER},{int(count) + 1},{total}\n".encode()
-            self.faults = replace(faults, trailer_mismatch_next_files=faults.trailer_mismatch_next_files - 1)
+            self.faults = replace(
+                faults, trailer_mismatch_next_files=faults.trailer_mismatch_next_files - 1)
         digest = ff.sha256_hex(data)
         if faults.checksum_mismatch_next_files and not faults.truncate_next_files \
                 and not faults.trailer_mismatch_next_files:
             digest = ff.sha256_hex(data + b"altered in transit")
-            self.faults = replace(faults, checksum_mismatch_next_files=faults.checksum_mismatch_next_files - 1)
+            self.faults = replace(
+                faults, checksum_mismatch_next_files=faults.checksum_mismatch_next_files - 1)
         self._publish(name, data, digest)
         return data
 

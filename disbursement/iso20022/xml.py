@@ -140,10 +140,12 @@ class Node:
         if match is None or len(element) or (decimals and len(decimals) > MAD_DECIMALS):
             centimes = parse_centimes(text, self._at(path))   # raises, naming the element
         else:
-            centimes = int(match.group(1)) * CENTIMES_PER_UNIT + int((decimals or "").ljust(MAD_DECIMALS, "0"))
+            fraction = int((decimals or "").ljust(MAD_DECIMALS, "0"))
+            centimes = int(match.group(1)) * CENTIMES_PER_UNIT + fraction
         currency = element.get("Ccy")
         if currency is None or _CURRENCY.fullmatch(currency) is None:
-            problem = "missing" if currency is None else f"{quote(currency)} is not an ISO 4217 currency code"
+            problem = ("missing" if currency is None
+                       else f"{quote(currency)} is not an ISO 4217 currency code")
             raise MessageError(f"{self._at(path)}/@Ccy: {problem}")
         return centimes, currency
 
@@ -215,7 +217,8 @@ def walk(stream: IO[bytes], message: MessageType, *, units: frozenset[str],
     prefix = f"{{{ns}}}"
     names = sorted({path.rsplit("/", 1)[-1] for path in units | containers})
     tags = ["{*}Document", "{*}" + message.root, *(prefix + name for name in names)]
-    open_containers: dict[str, tuple[str, dict[str, int]]] = {"": ("", {})}  # path -> (locator, child counts)
+    # path -> (locator, child counts)
+    open_containers: dict[str, tuple[str, dict[str, int]]] = {"": ("", {})}
     unit_locator = ""
     seen_root = False
     events = _safe_iterparse(stream, events=("start", "end"), tag=tags)
@@ -287,12 +290,14 @@ def _check_top(element: etree._Element, depth: int, message: MessageType) -> Non
         if qname.localname != "Document":
             raise MessageError(f"root element is {qname.localname!r}, expected 'Document'")
         if qname.namespace != message.namespace:
-            raise MessageError(f"Document: namespace {qname.namespace!r} is {_describe(qname.namespace)}, "
+            raise MessageError(f"Document: namespace {qname.namespace!r} is "
+                               f"{_describe(qname.namespace)}, "
                                f"expected {message.name} ({message.namespace})")
         return
     qname = etree.QName(element.tag)
     if qname.namespace != message.namespace or qname.localname != message.root:
-        raise MessageError(f"Document/{qname.localname}: expected {message.root} for {message.name}")
+        raise MessageError(f"Document/{qname.localname}: expected {message.root} "
+                           f"for {message.name}")
 
 
 def _describe(namespace: str | None) -> str:
@@ -311,7 +316,8 @@ def message_type_of(stream: IO[bytes]) -> MessageType:
             if docinfo.internalDTD is not None or docinfo.doctype:
                 raise MessageError("line 1: DOCTYPE and entity declarations are refused")
             namespace = etree.QName(element.tag).namespace or ""
-            name = namespace[len(NAMESPACE_PREFIX):] if namespace.startswith(NAMESPACE_PREFIX) else ""
+            name = (namespace[len(NAMESPACE_PREFIX):] if namespace.startswith(NAMESPACE_PREFIX)
+                    else "")
             if name not in MESSAGE_TYPES:
                 raise MessageError(f"Document: namespace {namespace!r} is {_describe(namespace)}; "
                                    f"known: {', '.join(sorted(MESSAGE_TYPES))}")
