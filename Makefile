@@ -9,6 +9,12 @@ VENV        ?= .venv
 VENV_PY     := $(VENV)/bin/python
 PIP         := $(VENV_PY) -m pip
 STAMP       := $(VENV)/.installed
+# Every runtime and test package, pinned with hashes (`make lock` regenerates it).
+LOCK        := requirements.lock
+LOCK_VENV   ?= .venv-lock
+PIP_TOOLS   := pip-tools==7.6.2
+# e.g. LOCK_ARGS=--upgrade, or LOCK_ARGS='--upgrade-package sqlalchemy'
+LOCK_ARGS   ?=
 SERVICES    := $(VENV_PY) tests/support/services.py
 SERVICES_ENV := tests/.services.env
 PYTEST_ARGS ?=
@@ -16,13 +22,16 @@ PYTEST_ARGS ?=
 # suite is young; a run that collects nothing still says so loudly).
 ALLOW_NO_TESTS ?=
 
-.PHONY: help venv install run test bench bench-recon migrate services services-stop clean distclean
+.PHONY: help venv install lock lint run test bench bench-recon migrate services services-stop clean \
+  distclean
 
 help:
 	@echo "make venv       create $(VENV) (python3 -m venv)"
-	@echo "make install    pip install -e '.[test]' into $(VENV) when pyproject.toml changed"
+	@echo "make install    install $(LOCK) (hashes required), then the project, into $(VENV)"
+	@echo "make lock       regenerate $(LOCK) from pyproject.toml (LOCK_ARGS=--upgrade to move pins)"
+	@echo "make lint       import-linter contracts, ruff check, mypy: all at zero findings"
 	@echo "make run        demo: disburse serve --demo on http://127.0.0.1:8000 (SQLite, no Redis)"
-	@echo "make test       ensure PostgreSQL + Redis + system Chromium, run pytest (PYTEST_ARGS=...), stop private servers"
+	@echo "make test       make lint, then ensure PostgreSQL + Redis + system Chromium, run pytest (PYTEST_ARGS=...), stop private servers"
 	@echo "make bench      the 100,000-household cycle with its floors measured in the same run (bench.cycle)"
 	@echo "make bench-recon  reconcile a 1,000,000-line statement; figures into BENCHMARKS.md (bench.recon)"
 	@echo "make migrate    disburse db upgrade"
@@ -47,12 +56,29 @@ $(VENV_PY):
 
 venv: $(VENV_PY)
 
-# Reinstall only when pyproject.toml is newer than the stamp.
-$(STAMP): pyproject.toml | $(VENV_PY)
-	$(PIP) install -e '.[test]'
+# Reinstall when pyproject.toml or the lock is newer than the stamp. Every package comes from
+# the lock, its hash checked; the project itself is installed without dependencies and without
+# build isolation, so its build backend (setuptools, pinned in the lock too) is not fetched
+# unchecked. `pip check` fails when pyproject.toml asks for a package the lock lacks (run
+# `make lock`).
+$(STAMP): pyproject.toml $(LOCK) | $(VENV_PY)
+	$(PIP) install --require-hashes -r $(LOCK)
+	$(PIP) install --no-deps --no-build-isolation -e .
+	$(PIP) check
 	@touch $@
 
 install: $(STAMP)
+
+$(LOCK_VENV)/bin/pip-compile:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet '$(PIP_TOOLS)'
+
+# The lock covers the runtime dependencies, the test extras and the build backend; it keeps
+# the pins that still satisfy pyproject.toml unless LOCK_ARGS says otherwise.
+lock: $(LOCK_VENV)/bin/pip-compile
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet \
+	  --generate-hashes --allow-unsafe --all-build-deps --extra test --strip-extras \
+	  --no-emit-index-url --no-emit-find-links $(LOCK_ARGS) -o $(LOCK) pyproject.toml
 
 # ---------------------------------------------------------------- run
 
@@ -70,9 +96,20 @@ services: install
 services-stop:
 	@if [ -x $(VENV_PY) ]; then $(SERVICES) stop; else $(PYTHON) tests/support/services.py stop; fi
 
-# The private servers are stopped whatever pytest does (failure, Ctrl-C); pytest's exit
-# code is kept.
-test: install
+# The architecture, lint and type gate (issue 9): the import-linter contracts in
+# pyproject.toml, ruff's rules, mypy on the domain (strict), services, reconciliation and
+# connectors. All three run so that one report shows every finding; any finding fails.
+lint: install
+	@rc=0; \
+	$(VENV)/bin/lint-imports || rc=1; \
+	$(VENV)/bin/ruff check . || rc=1; \
+	$(VENV)/bin/mypy || rc=1; \
+	exit $$rc
+
+# `make lint` first, so a broken contract or a lint finding fails fast, before the servers
+# start. The private servers are stopped whatever pytest does (failure, Ctrl-C); pytest's
+# exit code is kept.
+test: lint
 	@trap '$(SERVICES) stop' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
 	$(SERVICES) ensure || exit $$?; \
 	$(VENV_PY) tests/support/tools.py promtool >/dev/null \
@@ -102,10 +139,11 @@ bench-recon: install
 # ---------------------------------------------------------------- cleanup
 
 clean:
-	rm -rf var/ .pytest_cache/ .hypothesis/ .mypy_cache/ .ruff_cache/ build/ dist/ \
+	rm -rf var/ .pytest_cache/ .hypothesis/ .mypy_cache/ .ruff_cache/ .import_linter_cache/ \
+	  build/ dist/ \
 	  tests/artifacts/ tests/.services.env
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} + \
 	  -o -name '*.py[co]' -exec rm -f {} +
 
 distclean: services-stop clean
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) $(LOCK_VENV) *.egg-info

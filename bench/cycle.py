@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack, contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -136,8 +136,8 @@ def run(households: int, workers: int) -> dict:
                 batches.release(svc, batch_id, officers.maker)
         with phases.timed(f"dispatch ({workers} rq workers, REST)", plan.instructions_created,
                           "transfers"):
-            procs = [subprocess.Popen([sys.executable, "-m", "disbursement.cli", "worker", "--burst"],
-                                      env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+            worker = [sys.executable, "-m", "disbursement.cli", "worker", "--burst"]
+            procs = [subprocess.Popen(worker, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
                      for _ in range(workers)]
             for proc in procs:
                 proc.wait()
@@ -162,7 +162,7 @@ def run(households: int, workers: int) -> dict:
     return {"households": households, "instructions": plan.instructions_created,
             "batches": len(plan.batches_created), "workers": workers, "floors": floors,
             "phases": phases.rows, "by_status": by_status, "ledger_balanced": balanced,
-            "at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+            "at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
 def write_markdown(result: dict, path: Path) -> None:
@@ -171,8 +171,9 @@ def write_markdown(result: dict, path: Path) -> None:
         "# Benchmarks", "",
         f"Written by `make bench` (`python -m bench.cycle`) on {result['at']}: a monthly cycle of "
         f"{result['households']:,} households on PostgreSQL + Redis, this 2-core machine, "
-        f"{result['workers']} RQ worker processes, our API under gunicorn with 2 sync workers, three "
-        "REST partner simulators on loopback. Timings are wall-clock for the whole phase.", "",
+        f"{result['workers']} RQ worker processes, our API under gunicorn with 2 sync workers, "
+        "three REST partner simulators on loopback. Timings are wall-clock for the whole "
+        "phase.", "",
         "## Floors measured in the same run", "",
         "| floor | rate |", "|---|---|",
         f"| COPY into PostgreSQL | {f['copy_rows_per_s']:,} rows/s |",
@@ -184,7 +185,8 @@ def write_markdown(result: dict, path: Path) -> None:
         rate = f"{row['rate']:,} {row['unit']}/s" if row["rate"] else ""
         items = f"{row['items']:,}" if row["items"] else ""
         lines.append(f"| {row['phase']} | {row['seconds']} | {items} | {rate} |")
-    lines += ["", f"Outcome: {result['instructions']:,} instructions in {result['batches']} batches; "
+    lines += ["", f"Outcome: {result['instructions']:,} instructions in "
+              f"{result['batches']} batches; "
               f"transfers by state {json.dumps(result['by_status'])}; ledger balanced: "
               f"{str(result['ledger_balanced']).lower()}.", "",
               "How to read the phases: *registry import* includes marshmallow validation of every "

@@ -56,7 +56,7 @@ def libpq_url(url: str) -> str:
     scheme = u.scheme.split("+", 1)[0]
     if scheme not in ("postgresql", "postgres"):
         raise ValueError(f"not a PostgreSQL URL: {url!r}")
-    return urlunsplit(("postgresql",) + tuple(u[1:]))
+    return urlunsplit(("postgresql", *u[1:]))
 
 
 def _rows(n: int):
@@ -87,10 +87,10 @@ def measure_copy_rate(database_url: str, rows: int = 1_000_000, *, temp: bool = 
         table = _scratch_table(conn, "floor_copy", temp)
         try:
             t0 = time.perf_counter()
-            with conn.cursor() as cur:
-                with cur.copy(f"COPY {table} (id, ref, amount, status) FROM STDIN") as copy:
-                    for row in _rows(rows):
-                        copy.write_row(row)
+            copy_sql = f"COPY {table} (id, ref, amount, status) FROM STDIN"
+            with conn.cursor() as cur, cur.copy(copy_sql) as copy:
+                for row in _rows(rows):
+                    copy.write_row(row)
             conn.commit()
             elapsed = time.perf_counter() - t0
             (count,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
@@ -187,8 +187,8 @@ def _find_wrk(install: bool) -> str | None:
     if not shutil.which("apt-get") or os.geteuid() != 0:
         return None
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    quiet = dict(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                 env=env)
+    quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL,
+             "stderr": subprocess.DEVNULL, "env": env}
     try:
         log("wrk not found; trying apt-get install -y wrk")
         cmd = ["apt-get", "install", "-y", "--no-install-recommends", "wrk"]
@@ -296,7 +296,8 @@ def measure_trivial_endpoint_rate(seconds: float = 5) -> float:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_load":  # internal: one load-generator process
-        port, seconds, max_requests, threads = int(argv[1]), float(argv[2]), int(argv[3]), int(argv[4])
+        port, seconds = int(argv[1]), float(argv[2])
+        max_requests, threads = int(argv[3]), int(argv[4])
         print(json.dumps(_load_worker(port, seconds, max_requests, threads)))
         return 0
 

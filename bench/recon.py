@@ -22,7 +22,7 @@ import secrets
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import text
@@ -52,9 +52,10 @@ SETUP_SQL = [
     "(1, 'bench.csv', 'bench', 'csv', 'imported', :n, :n, 0, :n, 'bench', now())",
     "INSERT INTO households (household_id, cin_hash, pii, head_name, region_code, province_code, "
     "commune_code, score_micro, children_0_5, children_schooled_6_20, children_unschooled_6_20, "
-    "disabled_children, orphan, flat_rate, channel, partner_code, suspended, import_id, updated_at) "
-    "SELECT 'H' || i, md5(i::text), '\\x00'::bytea, 'bench', '01', '011', '0110101', 1, 1, 0, 0, 0, "
-    "false, false, 'cash', 'BARID', false, 1, now() FROM generate_series(1, :n) AS i",
+    "disabled_children, orphan, flat_rate, channel, partner_code, suspended, import_id, "
+    "updated_at) "
+    "SELECT 'H' || i, md5(i::text), '\\x00'::bytea, 'bench', '01', '011', '0110101', 1, 1, "
+    "0, 0, 0, false, false, 'cash', 'BARID', false, 1, now() FROM generate_series(1, :n) AS i",
     "INSERT INTO cycles (id, program, period, planned_by, created_at) "
     "VALUES (1, 'asd', '2026-12', 'bench', now())",
     "INSERT INTO batches (id, cycle_id, partner_code, seq, status, transfer_count, total_centimes, "
@@ -160,10 +161,11 @@ def run(transfers: int) -> dict:
     svc.engine.dispose()
     statement.unlink()
     outcome = report.as_dict()
-    return {"at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    return {"at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "transfers": transfers, "lines": lines, "seconds": round(seconds, 2),
             "lines_per_s": round(lines / seconds), "copy_rows_per_s": copy_rate,
-            "rss_before_mib": round(rss_before / 1024), "peak_rss_before_mib": round(peak_before / 1024),
+            "rss_before_mib": round(rss_before / 1024),
+            "peak_rss_before_mib": round(peak_before / 1024),
             "peak_rss_after_mib": round(peak_after / 1024),
             "ledger_check_seconds": round(check_seconds, 2), "ledger_balanced": check.balanced,
             "matched": outcome["matched"],

@@ -8,9 +8,10 @@ errors below so the dispatch job knows whether to retry, stop, or ask.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Mapping, Protocol, Sequence
+from typing import Protocol
 
 from connectors.signing import NonceStore
 from disbursement.domain.errors import BadInput

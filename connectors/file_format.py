@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 TRAILER = "TRAILER"
@@ -76,7 +77,7 @@ def checksum_file(name: str, data: bytes) -> bytes:
     return f"{sha256_hex(data)}  {name}\n".encode()
 
 
-def render(columns: tuple[str, ...], rows: list[dict[str, object]]) -> bytes:
+def render(columns: tuple[str, ...], rows: Sequence[Mapping[str, object]]) -> bytes:
     """A whole file: header, one line per row (missing values empty), trailer."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -84,7 +85,7 @@ def render(columns: tuple[str, ...], rows: list[dict[str, object]]) -> bytes:
     total = 0
     for row in rows:
         writer.writerow(["" if row.get(c) is None else row[c] for c in columns])
-        total += int(row.get("amount_centimes") or 0)
+        total += int(str(row.get("amount_centimes") or 0))
     writer.writerow([TRAILER, len(rows), total])
     return out.getvalue().encode("utf-8")
 
@@ -102,8 +103,9 @@ def verify(name: str, data: bytes, checksum: bytes | None) -> VerifiedFile:
         raise FileProblem(name, f"checksum file {name}{CHECKSUM_SUFFIX} is missing")
     claimed = checksum.decode("ascii", "replace").split()
     if not claimed or claimed[0].lower() != digest:
+        said = claimed[0] if claimed else "(empty)"
         raise FileProblem(name, f"checksum mismatch: {name}{CHECKSUM_SUFFIX} says "
-                                f"{claimed[0] if claimed else '(empty)'}, the file hashes to {digest}")
+                                f"{said}, the file hashes to {digest}")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -130,7 +132,7 @@ def _rows(name: str, columns: tuple[str, ...], lines: list[list[str]], *,
             raise FileProblem(name, f"{TRAILER} line before the end of the file", number)
         if len(fields) != len(columns):
             raise FileProblem(name, f"{len(fields)} fields, expected {len(columns)}", number)
-        row = dict(zip(columns, fields))
+        row = dict(zip(columns, fields, strict=True))
         if not row[columns[0]]:
             raise FileProblem(name, f"{columns[0]} is empty", number)
         if "amount_centimes" in row and not (amount_optional and row["amount_centimes"] == ""):

@@ -15,8 +15,9 @@ sockets. The rule is "could the partner have acted on what we sent?":
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Mapping, Sequence
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx

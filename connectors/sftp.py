@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import posixpath
-import socket
 import stat
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -112,7 +111,9 @@ class SftpSession:
                            timeout=self._timeout, banner_timeout=self._timeout,
                            auth_timeout=self._timeout, channel_timeout=self._timeout)
             sftp = client.open_sftp()
-            sftp.get_channel().settimeout(self._timeout)
+            channel = sftp.get_channel()
+            if channel is not None:  # None only for a client closed meanwhile
+                channel.settimeout(self._timeout)
         except (paramiko.BadHostKeyException, paramiko.AuthenticationException) as exc:
             client.close()
             raise TerminalError(f"{self._where()}: {type(exc).__name__}: {exc}") from exc
@@ -164,6 +165,6 @@ class SftpSession:
             raise self._failed(exc, f"upload of {folder}/{name} failed", RetryableError) from exc
         try:
             sftp.posix_rename(partial, self._path(folder, name))
-        except (OSError, EOFError, paramiko.SSHException, socket.timeout) as exc:
+        except (TimeoutError, OSError, EOFError, paramiko.SSHException) as exc:
             raise self._failed(exc, f"rename of {folder}/{name} unanswered",
                                AmbiguousOutcome) from exc

@@ -24,8 +24,9 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence
+from typing import Protocol
 
 from disbursement.domain.errors import Unauthenticated
 
@@ -91,7 +92,14 @@ def sign(key: bytes, body: bytes, *, method: str, target: str, now: float | None
             SIGNATURE_HEADER: f"{SCHEME}={digest}"}
 
 
-def verify(keys: Sequence[bytes], headers: Mapping[str, str], body: bytes, *, method: str,
+class HeaderLookup(Protocol):
+    """What `verify` reads headers through: a dict, or a web framework's case-insensitive
+    headers (werkzeug's `Headers` is no `Mapping`)."""
+
+    def get(self, key: str) -> str | None: ...
+
+
+def verify(keys: Sequence[bytes], headers: HeaderLookup, body: bytes, *, method: str,
            target: str, now: float | None = None,
            nonces: NonceStore | None = None) -> Verified:
     """Check the signature of `method target` with `body`; with `nonces`, also

@@ -11,8 +11,8 @@ Message texts carry withdrawal codes: nothing here logs or repeats a body.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import httpx
 

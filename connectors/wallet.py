@@ -14,8 +14,9 @@ transport and its errors are the REST connector's (same HTTP rules).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Mapping, Sequence
+from typing import Any
 from urllib.parse import quote
 
 from connectors import signing

@@ -69,7 +69,7 @@ class Decision:
 
     def exposure(self, entry_amount: int, transfer: KnownTransfer | None) -> int:
         """Signed "statement minus our records" for the exceptions queue."""
-        if self.outcome in (Outcome.AMOUNT_OVER, Outcome.AMOUNT_UNDER):
+        if self.outcome in (Outcome.AMOUNT_OVER, Outcome.AMOUNT_UNDER) and transfer is not None:
             return entry_amount - transfer.amount_centimes
         if self.outcome in (Outcome.RETURN_OF_PAID, Outcome.RETURN_NOT_ALLOWED):
             return -entry_amount
@@ -80,7 +80,8 @@ def match_entry(reference: str, amount_centimes: int, currency: str, kind: Entry
                 transfer: KnownTransfer | None, already_seen: bool) -> Decision:
     """`already_seen`: the same reference and kind appeared earlier in this statement."""
     if already_seen:
-        return Decision(Outcome.DUPLICATE_LINE, f"reference {reference} appears earlier in the statement")
+        return Decision(Outcome.DUPLICATE_LINE,
+                        f"reference {reference} appears earlier in the statement")
     if transfer is None:
         return Decision(Outcome.UNKNOWN_REFERENCE, f"no transfer {reference} for this partner")
     if kind == EntryKind.PAYMENT and transfer.recon_outcome not in (
@@ -88,17 +89,21 @@ def match_entry(reference: str, amount_centimes: int, currency: str, kind: Entry
         return Decision(Outcome.DUPLICATE_LINE,
                         f"reference {reference} already reconciled ({transfer.recon_outcome})")
     if currency != transfer.currency:
-        return Decision(Outcome.CURRENCY_MISMATCH, f"statement {currency}, transfer {transfer.currency}")
+        return Decision(Outcome.CURRENCY_MISMATCH,
+                        f"statement {currency}, transfer {transfer.currency}")
     if amount_centimes != transfer.amount_centimes:
-        outcome = Outcome.AMOUNT_OVER if amount_centimes > transfer.amount_centimes else Outcome.AMOUNT_UNDER
-        return Decision(outcome, f"statement {amount_centimes}, transfer {transfer.amount_centimes} "
+        outcome = (Outcome.AMOUNT_OVER if amount_centimes > transfer.amount_centimes
+                   else Outcome.AMOUNT_UNDER)
+        return Decision(outcome, f"statement {amount_centimes}, "
+                                 f"transfer {transfer.amount_centimes} "
                                  f"(difference {amount_centimes - transfer.amount_centimes})")
     if kind == EntryKind.RETURN:
         return _return(transfer)
     if transfer.status == "paid":
         return Decision(Outcome.MATCHED)
     if transfer.status in PAID_LATE_FROM:
-        return Decision(Outcome.MATCHED, f"payment confirmed by the statement (was {transfer.status})",
+        return Decision(Outcome.MATCHED,
+                        f"payment confirmed by the statement (was {transfer.status})",
                         Action.CONFIRM_PAID)
     if transfer.status in PAID_BUT:
         return Decision(PAID_BUT[transfer.status], f"transfer is {transfer.status} in our records")
@@ -112,7 +117,8 @@ def _return(transfer: KnownTransfer) -> Decision:
         return Decision(Outcome.RETURNED, f"funds returned for a {transfer.status} transfer",
                         Action.BOOK_RETURN)
     if transfer.status == "paid":
-        return Decision(Outcome.RETURN_OF_PAID, "return of a paid transfer: a reversal for an officer")
+        return Decision(Outcome.RETURN_OF_PAID,
+                        "return of a paid transfer: a reversal for an officer")
     return Decision(Outcome.RETURN_NOT_ALLOWED, f"return of a {transfer.status} transfer")
 
 

@@ -7,9 +7,10 @@ entries are a sequence read twice: once for the sums, once to write.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import IO, Sequence
+from typing import IO
 
 from disbursement.domain.statements import EntryKind
 from disbursement.iso20022.writing import DocumentWriter, Spec, iso_datetime
@@ -31,7 +32,8 @@ class CamtWriteError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class BookedTransaction:
-    reference: str | None            # our transfer reference (EndToEndId); None: a movement of the bank's
+    # our transfer reference (EndToEndId); None: a movement of the bank's
+    reference: str | None
     amount_centimes: int
     currency: str = "MAD"
     kind: EntryKind = EntryKind.PAYMENT
@@ -69,7 +71,8 @@ class AccountReport:
     to_date: date | None = None
     opening_balance_centimes: int | None = None      # signed; statements only
     closing_balance_centimes: int | None = None      # None: opening - payments + returns
-    extra_balances: Sequence[tuple[str, int, date]] = field(default_factory=tuple)  # (code, signed, date)
+    # (code, signed centimes, date)
+    extra_balances: Sequence[tuple[str, int, date]] = field(default_factory=tuple)
 
 
 def write_camt053(out: str | os.PathLike | IO[bytes], message_id: str, created_at: datetime,
@@ -86,7 +89,8 @@ def write_camt054(out: str | os.PathLike | IO[bytes], message_id: str, created_a
 
     Raises `CamtWriteError` before writing when a report is inconsistent."""
     for report in notifications:
-        if report.opening_balance_centimes is not None or report.closing_balance_centimes is not None:
+        if (report.opening_balance_centimes is not None
+                or report.closing_balance_centimes is not None):
             raise CamtWriteError(f"notification {report.report_id}: camt.054 carries no balances")
     _write(out, CAMT_054, "Ntfctn", message_id, created_at, notifications)
 
@@ -112,8 +116,9 @@ def _write(out, message: MessageType, element: str, message_id: str, created_at:
                 doc.write(("Id", report.report_id))
                 doc.write(("CreDtTm", iso_datetime(created_at)))
                 if report.from_date and report.to_date:
-                    doc.write(("FrToDt", [("FrDtTm", f"{report.from_date.isoformat()}T00:00:00+00:00"),
-                                          ("ToDtTm", f"{report.to_date.isoformat()}T23:59:59+00:00")]))
+                    doc.write(("FrToDt", [
+                        ("FrDtTm", f"{report.from_date.isoformat()}T00:00:00+00:00"),
+                        ("ToDtTm", f"{report.to_date.isoformat()}T23:59:59+00:00")]))
                 doc.write(("Acct", [("Id", _account_id(report.account)), ("Ccy", report.currency)]))
                 if message is CAMT_053:
                     for spec in _balances(report, created_at.date()):
@@ -130,7 +135,8 @@ def _check(report: AccountReport) -> None:
         where = f"report {report.report_id}, entry {number}"
         if not entry.transactions:
             raise CamtWriteError(f"{where}: no transaction")
-        if len({t.kind for t in entry.transactions}) > 1 or len({t.currency for t in entry.transactions}) > 1:
+        if (len({t.kind for t in entry.transactions}) > 1
+                or len({t.currency for t in entry.transactions}) > 1):
             raise CamtWriteError(f"{where}: one entry carries one kind and one currency")
         if any(t.amount_centimes <= 0 for t in entry.transactions):
             raise CamtWriteError(f"{where}: amounts must be positive centimes")
@@ -176,7 +182,8 @@ def _entry(entry: BookedEntry, bank_reference: str) -> Spec:
         ("BookgDt", [("Dt", entry.booking_date.isoformat())]),
         ("ValDt", [("Dt", entry.value_date.isoformat())]),
         ("AcctSvcrRef", entry.bank_reference or bank_reference),
-        ("BkTxCd", [("Domn", [("Cd", DOMAIN), ("Fmly", [("Cd", FAMILY), ("SubFmlyCd", subfamily)])])]),
+        ("BkTxCd", [("Domn", [("Cd", DOMAIN),
+                              ("Fmly", [("Cd", FAMILY), ("SubFmlyCd", subfamily)])])]),
         ("NtryDtls", [_details(t, indicator) for t in entry.transactions]),
         ("AddtlNtryInf", entry.note),
     ])
@@ -187,5 +194,6 @@ def _details(transaction: BookedTransaction, indicator: str) -> Spec:
         ("Refs", [("EndToEndId", transaction.reference or "NOTPROVIDED")]),
         ("Amt", format_centimes(transaction.amount_centimes), {"Ccy": transaction.currency}),
         ("CdtDbtInd", indicator),
-        ("RtrInf", [("Rsn", [("Cd", transaction.reason_code)])] if transaction.reason_code else None),
+        ("RtrInf",
+         [("Rsn", [("Cd", transaction.reason_code)])] if transaction.reason_code else None),
     ])

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import IO, Iterator, Sequence
+from typing import IO
 
 from connectors.base import OutboundTransfer
 from disbursement.domain.rib import bank_code, rib_problem
@@ -143,7 +144,8 @@ def _transaction(transfer: OutboundTransfer) -> Spec:
     assert transfer.account is not None  # checked by `totals`
     return ("CdtTrfTxInf", [
         ("PmtId", [("EndToEndId", transfer.reference)]),
-        ("Amt", [("InstdAmt", format_centimes(transfer.amount_centimes), {"Ccy": transfer.currency})]),
+        ("Amt", [("InstdAmt", format_centimes(transfer.amount_centimes),
+                  {"Ccy": transfer.currency})]),
         ("CdtrAgt", _agent(transfer.account, None)),
         ("Cdtr", [("Nm", transfer.beneficiary_name.strip()[:MAX140])]),
         ("CdtrAcct", _account(transfer.account)),
@@ -162,12 +164,12 @@ def _agent(rib: str, bic: str | None) -> list[Spec]:
 
 
 def _check_header(header: InitiationHeader) -> None:
-    for field, value, limit in (("message_id", header.message_id, MAX35),
-                                ("payment_information_id", header.payment_information_id, MAX35),
-                                ("initiating_party", header.initiating_party, MAX140),
-                                ("debtor.name", header.debtor.name, MAX140)):
+    for name, value, limit in (("message_id", header.message_id, MAX35),
+                               ("payment_information_id", header.payment_information_id, MAX35),
+                               ("initiating_party", header.initiating_party, MAX140),
+                               ("debtor.name", header.debtor.name, MAX140)):
         if not value or not value.strip() or len(value) > limit or _NOT_XML.search(value):
-            raise InitiationError(f"header {field}: must be 1 to {limit} printable characters")
+            raise InitiationError(f"header {name}: must be 1 to {limit} printable characters")
     problem = rib_problem(header.debtor.rib)
     if problem:
         raise InitiationError(f"header debtor.rib: {problem}")
@@ -197,7 +199,8 @@ class InitiationSummary:
     total_centimes: int = 0
 
 
-_UNITS = frozenset({"GrpHdr", "PmtInf/PmtInfId", "PmtInf/NbOfTxs", "PmtInf/CtrlSum", "PmtInf/CdtTrfTxInf"})
+_UNITS = frozenset({"GrpHdr", "PmtInf/PmtInfId", "PmtInf/NbOfTxs", "PmtInf/CtrlSum",
+                    "PmtInf/CdtTrfTxInf"})
 
 
 def read_pain001(stream: IO[bytes], summary: InitiationSummary) -> Iterator[InitiatedTransfer]:
@@ -213,12 +216,14 @@ def read_pain001(stream: IO[bytes], summary: InitiationSummary) -> Iterator[Init
             summary.message_id = node.text("MsgId")
             summary.declared_count = _count(node.require("NbOfTxs"))
             ctrl = node.child("CtrlSum")
-            summary.declared_total_centimes = None if ctrl is None else parse_centimes(ctrl.text() or "", ctrl.where)
+            summary.declared_total_centimes = (None if ctrl is None
+                                               else parse_centimes(ctrl.text() or "", ctrl.where))
         elif event.path == "PmtInf":
             if event.kind == "start":
                 pmt = {"declared_count": None, "declared_total": None, "count": 0, "total": 0}
             else:
-                _check_totals(node.where, pmt["declared_count"], pmt["declared_total"], pmt["count"], pmt["total"])
+                _check_totals(node.where, pmt["declared_count"], pmt["declared_total"],
+                              pmt["count"], pmt["total"])
         elif event.path == "PmtInf/PmtInfId":
             pmt_id = node.text() or ""
             summary.payment_information_ids.append(pmt_id)
@@ -231,7 +236,8 @@ def read_pain001(stream: IO[bytes], summary: InitiationSummary) -> Iterator[Init
             account = node.child("CdtrAcct/Id/Othr/Id") or node.child("CdtrAcct/Id/IBAN")
             transfer = InitiatedTransfer(node.text("PmtId/EndToEndId") or "", centimes, currency,
                                          node.text("Cdtr/Nm", required=False),
-                                         None if account is None else account.text(), pmt_id, node.where)
+                                         None if account is None else account.text(), pmt_id,
+                                         node.where)
             pmt["count"] = (pmt["count"] or 0) + 1
             pmt["total"] = (pmt["total"] or 0) + centimes
             summary.count += 1
@@ -251,7 +257,8 @@ def _count(node: Node) -> int:
 def _check_totals(where: str, declared_count: int | None, declared_total: int | None,
                   count: int | None, total: int | None) -> None:
     if declared_count is not None and declared_count != count:
-        raise MessageError(f"{where}/NbOfTxs: declares {declared_count} transactions, the file holds {count}")
+        raise MessageError(f"{where}/NbOfTxs: declares {declared_count} transactions, "
+                           f"the file holds {count}")
     if declared_total is not None and declared_total != total:
         raise MessageError(f"{where}/CtrlSum: declares {format_centimes(declared_total)}, "
                            f"the transactions add up to {format_centimes(total or 0)}")

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, Iterable, Iterator, Sequence
+from typing import IO
 
 from connectors.base import InboundUpdate, PartnerStatus
 from disbursement.iso20022.writing import DocumentWriter, Spec, iso_datetime
@@ -27,7 +28,8 @@ MAX105 = 105
 # Every "accepted so far" code means the bank holds the instruction; only
 # ACSC/ACCC say the creditor's account was credited.
 ISO_STATUSES: dict[str, PartnerStatus] = {
-    **dict.fromkeys(("ACTC", "ACCP", "ACSP", "ACWC", "PDNG", "RCVD", "ACFC", "ACIS", "ACWP", "PATC"),
+    **dict.fromkeys(("ACTC", "ACCP", "ACSP", "ACWC", "PDNG", "RCVD", "ACFC", "ACIS", "ACWP",
+                     "PATC"),
                     PartnerStatus.RECEIVED),
     "ACSC": PartnerStatus.PAID,
     "ACCC": PartnerStatus.PAID,
@@ -70,7 +72,8 @@ class StatusRecord:
     reason_text: str | None
     original_msg_id: str
     original_pmt_inf_id: str | None
-    level: str                     # where the status was given: "group" | "payment_information" | "transaction"
+    # where the status was given: "group" | "payment_information" | "transaction"
+    level: str
     locator: str                   # element path in the report, for messages
     message_id: str                # the pain.002's own MsgId
 
@@ -84,8 +87,10 @@ class StatusRecord:
         status = self.partner_status
         if self.reference is None or status is None:
             return None
-        reason = self.reason_code if not self.reason_text else f"{self.reason_code or ''} {self.reason_text}".strip()
-        return InboundUpdate(self.reference, status, event_id=f"pain002:{self.message_id}:{self.reference}",
+        reason = (self.reason_code if not self.reason_text
+                  else f"{self.reason_code or ''} {self.reason_text}".strip())
+        return InboundUpdate(self.reference, status,
+                             event_id=f"pain002:{self.message_id}:{self.reference}",
                              reason=reason)
 
 
@@ -123,11 +128,13 @@ def read_pain002(stream: IO[bytes]) -> Iterator[StatusRecord]:
             group = _Level(_status(node, "GrpSts"), *_reason(node), locator=node.where)
         elif event.path == "OrgnlPmtInfAndSts":
             if event.kind == "start":
-                pmt, pmt_inf_id, pmt_transactions, saw_pmt_inf = _Level(locator=node.where), None, 0, True
-            elif pmt_transactions == 0 and (pmt.status or group.status):
+                pmt, pmt_inf_id = _Level(locator=node.where), None
+                pmt_transactions, saw_pmt_inf = 0, True
+            elif pmt_transactions == 0 and (status := pmt.status or group.status):
                 level = pmt if pmt.status else group
-                yield StatusRecord(None, level.status, level.reason_code, level.reason_text, original_msg_id,
-                                   pmt_inf_id, "payment_information" if pmt.status else "group",
+                yield StatusRecord(None, status, level.reason_code, level.reason_text,
+                                   original_msg_id, pmt_inf_id,
+                                   "payment_information" if pmt.status else "group",
                                    node.where, message_id)
         elif event.path == "OrgnlPmtInfAndSts/OrgnlPmtInfId":
             pmt_inf_id = node.text()
@@ -140,8 +147,8 @@ def read_pain002(stream: IO[bytes]) -> Iterator[StatusRecord]:
             pmt_transactions += 1
             yield _transaction(node, pmt, group, original_msg_id, pmt_inf_id, message_id)
     if not saw_pmt_inf and group.status:
-        yield StatusRecord(None, group.status, group.reason_code, group.reason_text, original_msg_id,
-                           None, "group", group.locator, message_id)
+        yield StatusRecord(None, group.status, group.reason_code, group.reason_text,
+                           original_msg_id, None, "group", group.locator, message_id)
 
 
 def _transaction(node: Node, pmt: _Level, group: _Level, original_msg_id: str,
@@ -156,13 +163,15 @@ def _transaction(node: Node, pmt: _Level, group: _Level, original_msg_id: str,
         if level.status:
             return StatusRecord(reference, level.status, level.reason_code, level.reason_text,
                                 original_msg_id, pmt_inf_id, name, node.where, message_id)
-    raise MessageError(f"{node.where}/TxSts: missing, and neither PmtInfSts nor GrpSts gives a status")
+    raise MessageError(f"{node.where}/TxSts: missing, and neither PmtInfSts nor GrpSts "
+                       "gives a status")
 
 
 def _status(node: Node, path: str | None) -> str | None:
     text = node.text(path, required=False)
     if text is not None and _STATUS.fullmatch(text) is None:
-        raise MessageError(f"{node.where}{'/' + path if path else ''}: {quote(text)} is not an ISO status code")
+        where = f"{node.where}/{path}" if path else node.where
+        raise MessageError(f"{where}: {quote(text)} is not an ISO status code")
     return text
 
 
@@ -215,7 +224,8 @@ def write_pain002(out: str | os.PathLike | IO[bytes], report: StatusReport) -> i
     transactions written."""
     written = 0
     with DocumentWriter(out, PAIN_002) as doc:
-        doc.write(("GrpHdr", [("MsgId", report.message_id), ("CreDtTm", iso_datetime(report.created_at))]))
+        doc.write(("GrpHdr", [("MsgId", report.message_id),
+                              ("CreDtTm", iso_datetime(report.created_at))]))
         doc.write(("OrgnlGrpInfAndSts", [
             ("OrgnlMsgId", report.original_msg_id),
             ("OrgnlMsgNmId", report.original_msg_name),
@@ -229,7 +239,8 @@ def write_pain002(out: str | os.PathLike | IO[bytes], report: StatusReport) -> i
                 for spec in _reason_spec(pmt.reason_code, pmt.reason_text):
                     doc.write(spec)
                 for tx in pmt.transactions:
-                    doc.write(("TxInfAndSts", [("OrgnlEndToEndId", tx.reference), ("TxSts", tx.iso_status),
+                    doc.write(("TxInfAndSts", [("OrgnlEndToEndId", tx.reference),
+                                               ("TxSts", tx.iso_status),
                                                *_reason_spec(tx.reason_code, tx.reason_text)]))
                     written += 1
     return written

@@ -12,8 +12,9 @@ import os
 import signal
 import threading
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import click
 import paramiko

@@ -44,7 +44,8 @@ class FileSimulatorProcess(SimulatorProcess):
     def settings_env(self) -> dict[str, str]:
         """Environment variables that point our service at this simulator."""
         code = self.partner_code
-        return {f"PARTNER_{code}_URL": self.sftp_url, f"PARTNER_{code}_SFTP_PASSWORD": self.password,
+        return {f"PARTNER_{code}_URL": self.sftp_url,
+                f"PARTNER_{code}_SFTP_PASSWORD": self.password,
                 f"PARTNER_{code}_SFTP_HOST_KEY": self.host_key}
 
     def advance(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import io
 import random
 import threading
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,8 @@ class Bank:
         data = out.getvalue()
         if self.faults.truncate_next_files:
             data = data[:len(data) // 2]
-            self.faults = replace(self.faults, truncate_next_files=self.faults.truncate_next_files - 1)
+            self.faults = replace(self.faults,
+                                  truncate_next_files=self.faults.truncate_next_files - 1)
         self.folders.write("outbox", name, data)
         if self.faults.duplicate_messages and not name.startswith("camt053"):
             self.folders.write("outbox", self._name(name.split("-")[0]), data)
@@ -200,7 +201,8 @@ class Bank:
     def statement(self) -> str:
         """A camt.053 of every booked payment since the simulator started."""
         today = _now().date()
-        paid = sorted((b for b in self.held.values() if b.status == "ACSC"), key=lambda b: b.reference)
+        paid = sorted((b for b in self.held.values() if b.status == "ACSC"),
+                      key=lambda b: b.reference)
         name = self._name("camt053")
         return self._publish(name, write_camt053, self._message_id(), _now(), [AccountReport(
             name.removesuffix(".xml"), FUNDING_ACCOUNT, "MAD", [_entry(b, today) for b in paid],
@@ -219,12 +221,12 @@ class Bank:
 
 
 def _entry(booked: Booked, on) -> BookedEntry:
-    return BookedEntry([BookedTransaction(booked.reference, booked.amount_centimes, booked.currency)],
-                       booking_date=on, value_date=on)
+    transaction = BookedTransaction(booked.reference, booked.amount_centimes, booked.currency)
+    return BookedEntry([transaction], booking_date=on, value_date=on)
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def control_app(bank: Bank, lock: threading.Lock) -> Flask:

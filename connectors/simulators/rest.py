@@ -18,8 +18,9 @@ import signal
 import threading
 import time
 import traceback
-from datetime import date, datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
 
 import click
 from flask import Flask, Response, jsonify, request
@@ -48,7 +49,7 @@ class Simulator:
     def advance(self, to: PartnerStatus | None = None,
                 references: list[str] | None = None) -> dict[str, Any]:
         """Random fates by default; `to` moves the transfers there instead."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         queued = (self.book.advance(now) if to is None
                   else self.book.force(to, references, now))
         delivered = self.sender.deliver_pending()
@@ -205,7 +206,7 @@ def create_app(simulator: Simulator) -> Flask:
                 raise BadRequest("since must be an ISO date (YYYY-MM-DD)") from exc
         csv_bytes = render_statement(book.paid_lines(since), book.faults(),
                                      book.statement_seed, book.holds,
-                                     datetime.now(timezone.utc).date())
+                                     datetime.now(UTC).date())
         return Response(csv_bytes, mimetype="text/csv")
 
     return app

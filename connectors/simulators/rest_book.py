@@ -15,9 +15,10 @@ import random
 import re
 import threading
 from collections import Counter, deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from connectors.base import PartnerStatus
 
@@ -63,7 +64,8 @@ class Faults:
 
     def updated(self, changes: Mapping[str, Any]) -> Faults:
         """A copy with `changes` applied, all validated before any is kept."""
-        known = {f.name: f.type for f in dataclasses.fields(self)}
+        # Annotations are strings here (`from __future__ import annotations`).
+        known = {f.name: str(f.type) for f in dataclasses.fields(self)}
         for name, value in changes.items():
             kind = known.get(name)
             if kind is None:
@@ -178,6 +180,7 @@ class PartnerBook:
         problem = _problem(item)
         if problem is not None:
             return {"reference": reference, "status": PartnerStatus.REJECTED, "reason": problem}
+        reference = item["reference"]  # a valid reference: `_problem` found none
         held = self._transfers.get(reference)
         if held is not None:
             # Idempotent by reference: a resend reports, never creates.

@@ -16,8 +16,8 @@ import csv
 import io
 import random
 import string
+from collections.abc import Callable, Sequence
 from datetime import date
-from typing import Callable, Sequence
 
 from connectors.simulators.rest_book import SERVICE_POINT_COUNT, Faults, PaidLine
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import asdict, dataclass, fields, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -136,8 +136,9 @@ class CsvPartner:
             roll = rng.random()
             fate = ("rejected" if roll < self.faults.reject_rate else "uncollected"
                     if roll < self.faults.reject_rate + self.faults.uncollected_rate else "paid")
+            point = row["service_point"] or f"SP-{rng.randrange(SERVICE_POINTS):04d}"
             held = Held(reference, int(row["amount_centimes"]), row["currency"], P.RECEIVED, fate,
-                        service_point=row["service_point"] or f"SP-{rng.randrange(SERVICE_POINTS):04d}")
+                        service_point=point)
             if not row["national_id"]:
                 held.status, held.reason = P.REJECTED, "R02 national id not valid"
             elif self.reject_codes:
@@ -169,7 +170,7 @@ class CsvPartner:
         if to is not None:
             return self._directed(to, references)
         first, second = [], []
-        today = datetime.now(timezone.utc).date().isoformat()
+        today = datetime.now(UTC).date().isoformat()
         for held in self.held.values():
             if held.status == P.AVAILABLE and held.fate == "uncollected":
                 held.status = P.EXPIRED
@@ -196,7 +197,7 @@ class CsvPartner:
                 first.append(self._line(held))
             held.status = to
             if to == P.PAID:
-                held.paid_on = datetime.now(timezone.utc).date().isoformat()
+                held.paid_on = datetime.now(UTC).date().isoformat()
             second.append(self._line(held))
         self._write_in_order([first, second])
         return {"moved": len(second)}
@@ -214,16 +215,19 @@ class CsvPartner:
         rows = [{"reference": h.reference, "amount_centimes": h.amount_centimes,
                  "currency": h.currency, "status": "paid", "value_date": h.paid_on,
                  "service_point": h.service_point}
-                for h in sorted(self.held.values(), key=lambda h: h.reference) if h.status == P.PAID]
+                for h in sorted(self.held.values(), key=lambda h: h.reference)
+                if h.status == P.PAID]
         for _ in range(min(self.faults.settlement_missing_lines, len(rows))):
             rows.pop(rng.randrange(len(rows)))
-        for index in rng.sample(range(len(rows)), min(self.faults.settlement_altered_lines, len(rows))):
+        altered = min(self.faults.settlement_altered_lines, len(rows))
+        for index in rng.sample(range(len(rows)), altered):
             rows[index] = {**rows[index],
-                           "amount_centimes": rows[index]["amount_centimes"] + ALTERED_BY_CENTIMES}
+                           "amount_centimes": int(str(rows[index]["amount_centimes"]))
+                           + ALTERED_BY_CENTIMES}
         for n in range(self.faults.settlement_extra_lines):
             rows.append({"reference": f"X{self.seed:04d}{n:010d}"[:16], "currency": "MAD",
                          "amount_centimes": rng.randrange(1_000, 500_000), "status": "paid",
-                         "value_date": datetime.now(timezone.utc).date().isoformat(),
+                         "value_date": datetime.now(UTC).date().isoformat(),
                          "service_point": "SP-9999"})
         return self._write("SETTLE", ff.SETTLEMENT_COLUMNS, rows)
 
@@ -244,7 +248,7 @@ class CsvPartner:
                 "amount_centimes": held.amount_centimes, "currency": held.currency,
                 "reason": held.reason if held.status in (P.REJECTED, P.CANCELLED) else None,
                 "service_point": held.service_point if held.status == P.PAID else None,
-                "occurred_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                "occurred_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
     def _write(self, prefix: str, columns: tuple[str, ...], rows: list[dict]) -> str:
         self.sequence += 1
@@ -267,12 +271,14 @@ class CsvPartner:
             head, _, trailer = data.rstrip(b"\n").rpartition(b"\n")
             _, count, total = trailer.decode().split(",")
             data = head + f"\n{ff.TRAILER},{int(count) + 1},{total}\n".encode()
-            self.faults = replace(faults, trailer_mismatch_next_files=faults.trailer_mismatch_next_files - 1)
+            self.faults = replace(
+                faults, trailer_mismatch_next_files=faults.trailer_mismatch_next_files - 1)
         digest = ff.sha256_hex(data)
         if faults.checksum_mismatch_next_files and not faults.truncate_next_files \
                 and not faults.trailer_mismatch_next_files:
             digest = ff.sha256_hex(data + b"altered in transit")
-            self.faults = replace(faults, checksum_mismatch_next_files=faults.checksum_mismatch_next_files - 1)
+            self.faults = replace(
+                faults, checksum_mismatch_next_files=faults.checksum_mismatch_next_files - 1)
         self._publish(name, data, digest)
         return data
 

@@ -12,10 +12,17 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import IO
 
 import paramiko
+from paramiko.common import (
+    AUTH_FAILED,
+    AUTH_SUCCESSFUL,
+    OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
+    OPEN_SUCCEEDED,
+)
 from paramiko.sftp import SFTP_FAILURE, SFTP_NO_SUCH_FILE, SFTP_OK, SFTP_PERMISSION_DENIED
 
 ACCEPT_BACKLOG = 16
@@ -39,27 +46,37 @@ class LoginCheck(paramiko.ServerInterface):
     def check_auth_password(self, username: str, password: str) -> int:
         if (self._password and hmac.compare_digest(username, self._username)
                 and hmac.compare_digest(password.encode(), self._password.encode())):
-            return paramiko.AUTH_SUCCESSFUL
-        return paramiko.AUTH_FAILED
+            return AUTH_SUCCESSFUL
+        return AUTH_FAILED
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
         if (self._authorized_key is not None and username == self._username
                 and key.get_base64() == self._authorized_key.get_base64()):
-            return paramiko.AUTH_SUCCESSFUL
-        return paramiko.AUTH_FAILED
+            return AUTH_SUCCESSFUL
+        return AUTH_FAILED
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
         if kind == "session":
-            return paramiko.OPEN_SUCCEEDED
-        return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+            return OPEN_SUCCEEDED
+        return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+
+def _sftp_status(exc: OSError) -> int:
+    """The SFTP status for a failed file operation (an OSError without errno: a failure)."""
+    return paramiko.SFTPServer.convert_errno(exc.errno or 0)
 
 
 class _Handle(paramiko.SFTPHandle):
+    # paramiko's SFTPHandle reads and writes through these attributes, set by `open`.
+    filename: str
+    readfile: IO[bytes]
+    writefile: IO[bytes]
+
     def stat(self) -> paramiko.SFTPAttributes | int:
         try:
             return paramiko.SFTPAttributes.from_stat(os.fstat(self.readfile.fileno()))
         except OSError as exc:
-            return paramiko.SFTPServer.convert_errno(exc.errno)
+            return _sftp_status(exc)
 
 
 class RootedSftp(paramiko.SFTPServerInterface):
@@ -82,7 +99,7 @@ class RootedSftp(paramiko.SFTPServerInterface):
         try:
             call()
         except OSError as exc:
-            return paramiko.SFTPServer.convert_errno(exc.errno)
+            return _sftp_status(exc)
         return SFTP_OK
 
     def list_folder(self, path: str):
@@ -97,7 +114,7 @@ class RootedSftp(paramiko.SFTPServerInterface):
                 out.append(attributes)
             return out
         except OSError as exc:
-            return paramiko.SFTPServer.convert_errno(exc.errno)
+            return _sftp_status(exc)
 
     def stat(self, path: str):
         real = self._real(path)
@@ -106,7 +123,7 @@ class RootedSftp(paramiko.SFTPServerInterface):
         try:
             return paramiko.SFTPAttributes.from_stat(os.stat(real))
         except OSError as exc:
-            return paramiko.SFTPServer.convert_errno(exc.errno)
+            return _sftp_status(exc)
 
     lstat = stat
 
@@ -117,7 +134,7 @@ class RootedSftp(paramiko.SFTPServerInterface):
         try:
             fd = os.open(real, flags, 0o640)
         except OSError as exc:
-            return paramiko.SFTPServer.convert_errno(exc.errno)
+            return _sftp_status(exc)
         if flags & os.O_WRONLY:
             mode = "ab" if flags & os.O_APPEND else "wb"
         elif flags & os.O_RDWR:

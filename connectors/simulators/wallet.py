@@ -11,6 +11,7 @@ The operator checks the number itself and refuses what it cannot credit.
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from typing import Any
 
 import click
@@ -127,11 +128,11 @@ def create_app(simulator: Simulator) -> Flask:
     @app.get("/v1/statements/settlement.csv")
     @partner_api
     def statement(body: bytes) -> Any:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         csv_bytes = render_statement(book.paid_lines(request.args.get("since")), book.faults(),
                                      book.statement_seed, book.holds,
-                                     datetime.now(timezone.utc).date())
+                                     datetime.now(UTC).date())
         return Response(csv_bytes, mimetype="text/csv")
 
     return app

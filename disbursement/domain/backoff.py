@@ -21,7 +21,7 @@ def backoff_seconds(attempt: int, base_seconds: float, cap_seconds: float,
         raise ValueError("draw must be in [0, 1)")
     # min() before the power would overflow: cap the exponent first.
     exponent = min(attempt - 1, 64)
-    step = min(cap_seconds, base_seconds * 2 ** exponent)
+    step = min(cap_seconds, base_seconds * (1 << exponent))
     return step / 2 + step / 2 * draw
 
 

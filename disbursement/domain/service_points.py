@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -76,7 +77,7 @@ def parse_opening_days(text: str) -> str:
         return text
     if not text:
         raise BadOpeningDays("opening days are empty")
-    open_days = set()
+    open_days: set[int] = set()
     for part in text.replace(" ", "").split(","):
         first, _, last = part.partition("-")
         if first not in WEEKDAYS or (last and last not in WEEKDAYS):
@@ -112,7 +113,7 @@ class _Candidates:
     """A partner's points for one commune in the order they are tried; `start`
     moves past points that are full on every open day, which never reopen
     during a run."""
-    __slots__ = ("points", "whys", "start")
+    __slots__ = ("points", "start", "whys")
 
     def __init__(self, points: list[ServicePoint], whys: list[str]) -> None:
         self.points, self.whys, self.start = points, whys, 0

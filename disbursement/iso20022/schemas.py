@@ -32,14 +32,15 @@ class SchemaViolation(MessageError):
     the message lists the first violations with their lines."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def schema(message: MessageType) -> etree.XMLSchema:
     """The compiled XSD of `message` (compiled once per process)."""
     path = XSD_DIR / f"{message.name}.xsd"
     return etree.XMLSchema(etree.parse(str(path), safe_parser()))
 
 
-def validate(source: str | os.PathLike | IO[bytes], message: MessageType | str | None = None) -> MessageType:
+def validate(source: str | os.PathLike[str] | IO[bytes],
+             message: MessageType | str | None = None) -> MessageType:
     """Check `source` (a path or a binary stream) against the XSD of `message`
     (by default the one its root namespace names). Returns the message type.
 
@@ -62,7 +63,8 @@ def validate(source: str | os.PathLike | IO[bytes], message: MessageType | str |
         except etree.XMLSyntaxError as exc:
             # Streaming validation reports no line numbers; the element names
             # (namespace dropped) say where.
-            errors = [_describe(e) for e in list(events.error_log)[:MAX_REPORTED_ERRORS]] or [str(exc)]
+            errors = ([_describe(e) for e in list(events.error_log)[:MAX_REPORTED_ERRORS]]
+                      or [str(exc)])
             raise SchemaViolation(f"not a valid {message.name}: " + "; ".join(errors)) from None
     return message
 

@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import contextlib
 import os
-from datetime import datetime, timezone
-from typing import IO, Iterator, Union
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import IO, Any, TypeAlias
 
 from lxml import etree
 
 from disbursement.iso20022.xml import MessageType
 
-Content = Union[str, None, list["Spec"]]
-Spec = Union[tuple[str, Content], tuple[str, Content, dict[str, str]]]
+# A child is itself a Spec; it is typed `tuple[Any, ...]` because mypy joins the str and list
+# contents of nested literals into `Sequence[...]` instead of reading them as Specs. Every
+# written document is validated against its XSD by the tests, which checks the nesting.
+Content: TypeAlias = str | Sequence[tuple[Any, ...]] | None
+Spec: TypeAlias = tuple[str, Content] | tuple[str, Content, dict[str, str]]
 
 
 def iso_datetime(moment: datetime) -> str:
     """ISODateTime with an explicit offset (naive datetimes are taken as UTC)."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.isoformat(timespec="seconds")
 
 
@@ -47,8 +52,9 @@ class DocumentWriter:
         self._stack.enter_context(self._file.element(self.message.tag(self.message.root)))
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stack.__exit__(*exc)
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self._stack.__exit__(exc_type, exc, traceback)
 
     @contextlib.contextmanager
     def open(self, name: str) -> Iterator[None]:
@@ -59,17 +65,17 @@ class DocumentWriter:
 
     def write(self, spec: Spec) -> None:
         assert self._file is not None, "DocumentWriter used outside `with`"
-        self._emit(spec)
+        self._emit(self._file, spec)
         self._file.write("\n")  # one unit per line: readable files, useful line numbers
 
-    def _emit(self, spec: Spec) -> None:
+    def _emit(self, out: etree._IncrementalFileWriter, spec: Spec) -> None:
         name, content = spec[0], spec[1]
         if content is None:
             return
         attributes = spec[2] if len(spec) > 2 else None
-        with self._file.element(self.message.tag(name), attributes):
+        with out.element(self.message.tag(name), attributes):
             if isinstance(content, str):
-                self._file.write(content)
+                out.write(content)
             else:
                 for child in content:
-                    self._emit(child)
+                    self._emit(out, child)

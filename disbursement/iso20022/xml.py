@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import IO, Iterator
+from typing import IO
 
 from lxml import etree
 
@@ -88,7 +89,7 @@ class Node:
     Locators are only built when needed (an error, or `child`): a statement
     reads millions of fields."""
 
-    __slots__ = ("element", "where", "_ns")
+    __slots__ = ("_ns", "element", "where")
 
     def __init__(self, element: etree._Element, where: str, namespace: str) -> None:
         self.element, self.where, self._ns = element, where, namespace
@@ -137,7 +138,8 @@ class Node:
         centimes = parse_centimes((element.text or "").strip(), self._at(path))
         currency = element.get("Ccy")
         if currency is None or _CURRENCY.fullmatch(currency) is None:
-            problem = "missing" if currency is None else f"{quote(currency)} is not an ISO 4217 currency code"
+            problem = ("missing" if currency is None
+                       else f"{quote(currency)} is not an ISO 4217 currency code")
             raise MessageError(f"{self._at(path)}/@Ccy: {problem}")
         return centimes, currency
 
@@ -209,7 +211,8 @@ def walk(stream: IO[bytes], message: MessageType, *, units: frozenset[str],
     prefix = f"{{{ns}}}"
     names = sorted({path.rsplit("/", 1)[-1] for path in units | containers})
     tags = ["{*}Document", "{*}" + message.root, *(prefix + name for name in names)]
-    open_containers: dict[str, tuple[str, dict[str, int]]] = {"": ("", {})}  # path -> (locator, child counts)
+    # path -> (locator, child counts)
+    open_containers: dict[str, tuple[str, dict[str, int]]] = {"": ("", {})}
     unit_locator = ""
     seen_root = False
     events = _safe_iterparse(stream, events=("start", "end"), tag=tags)
@@ -256,10 +259,11 @@ def walk(stream: IO[bytes], message: MessageType, *, units: frozenset[str],
 def _path(element: etree._Element, prefix: str) -> str:
     """Local names from below the message root down to `element`."""
     names = []
-    while element.getparent().getparent() is not None:
+    parent = element.getparent()
+    while parent is not None and parent.getparent() is not None:
         tag = element.tag
         names.append(tag[len(prefix):] if tag.startswith(prefix) else tag)
-        element = element.getparent()
+        element, parent = parent, parent.getparent()
     return "/".join(reversed(names))
 
 
@@ -280,12 +284,14 @@ def _check_top(element: etree._Element, depth: int, message: MessageType) -> Non
         if qname.localname != "Document":
             raise MessageError(f"root element is {qname.localname!r}, expected 'Document'")
         if qname.namespace != message.namespace:
-            raise MessageError(f"Document: namespace {qname.namespace!r} is {_describe(qname.namespace)}, "
+            raise MessageError(f"Document: namespace {qname.namespace!r} is "
+                               f"{_describe(qname.namespace)}, "
                                f"expected {message.name} ({message.namespace})")
         return
     qname = etree.QName(element.tag)
     if qname.namespace != message.namespace or qname.localname != message.root:
-        raise MessageError(f"Document/{qname.localname}: expected {message.root} for {message.name}")
+        raise MessageError(f"Document/{qname.localname}: expected {message.root} "
+                           f"for {message.name}")
 
 
 def _describe(namespace: str | None) -> str:
@@ -304,7 +310,8 @@ def message_type_of(stream: IO[bytes]) -> MessageType:
             if docinfo.internalDTD is not None or docinfo.doctype:
                 raise MessageError("line 1: DOCTYPE and entity declarations are refused")
             namespace = etree.QName(element.tag).namespace or ""
-            name = namespace[len(NAMESPACE_PREFIX):] if namespace.startswith(NAMESPACE_PREFIX) else ""
+            name = (namespace[len(NAMESPACE_PREFIX):] if namespace.startswith(NAMESPACE_PREFIX)
+                    else "")
             if name not in MESSAGE_TYPES:
                 raise MessageError(f"Document: namespace {namespace!r} is {_describe(namespace)}; "
                                    f"known: {', '.join(sorted(MESSAGE_TYPES))}")

@@ -2,7 +2,8 @@
 described in `disbursement.domain.statements`."""
 from __future__ import annotations
 
-from typing import BinaryIO, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 from disbursement.domain.statements import (
     EntryKind,

@@ -12,8 +12,9 @@ or return information (RtrInf) is money coming back (RETURN).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, BinaryIO, Iterator
+from typing import IO, BinaryIO
 
 from disbursement.domain.statements import (
     EntryKind,
@@ -34,7 +35,8 @@ from disbursement.iso20022.xml import (
 from reconciliation.readers.references import find_reference
 
 BOOKED = "BOOK"
-OPENING_BALANCES = ("OPBD", "PRCD")   # PRCD: previously closed booked, used as opening by some banks
+# PRCD: previously closed booked, used as opening by some banks
+OPENING_BALANCES = ("OPBD", "PRCD")
 CLOSING_BALANCES = ("CLBD",)
 
 
@@ -79,7 +81,8 @@ def _read(stream: IO[bytes], summary: StatementSummary, message: MessageType,
             if summary.statement_id is None:
                 summary.statement_id = report_id
             elif reports > 1:
-                summary.notes.append(f"{node.where}: further {report} {report_id} read into the same summary")
+                summary.notes.append(f"{node.where}: further {report} {report_id} read into "
+                                     "the same summary")
         elif part == "FrToDt":
             _dates(node, summary)
         elif part == "Acct":
@@ -91,7 +94,8 @@ def _read(stream: IO[bytes], summary: StatementSummary, message: MessageType,
             total = node.child("TtlNtries/Sum")
             if count is not None:
                 if not (count.isascii() and count.isdigit()):
-                    raise MessageError(f"{node.where}/TtlNtries/NbOfNtries: {count!r} is not a count")
+                    raise MessageError(f"{node.where}/TtlNtries/NbOfNtries: {count!r} "
+                                       "is not a count")
                 current.declared_entries = int(count)
             if total is not None:
                 current.declared_total_centimes = parse_centimes(total.text() or "", total.where)
@@ -115,7 +119,8 @@ def _account(node: Node, summary: StatementSummary) -> None:
         raise MessageError(f"{node.where}/Id: missing IBAN or Othr/Id")
     account = identifier.text()
     if summary.account is not None and summary.account != account:
-        raise MessageError(f"{node.where}: another account than the first report's; one file per account")
+        raise MessageError(f"{node.where}: another account than the first report's; "
+                           "one file per account")
     summary.account = account
     currency = node.text("Ccy", required=False)
     if currency is not None:
@@ -130,13 +135,15 @@ def _balance(node: Node, summary: StatementSummary, *, first_report: bool) -> No
     if summary.currency is None:
         summary.currency = currency
     elif currency != summary.currency:
-        raise MessageError(f"{node.where}/Amt/@Ccy: {currency} differs from the account's {summary.currency}")
+        raise MessageError(f"{node.where}/Amt/@Ccy: {currency} differs from the account's "
+                           f"{summary.currency}")
     if code in OPENING_BALANCES and (first_report or summary.opening_balance_centimes is None):
         summary.opening_balance_centimes = signed
         summary.from_date = summary.from_date or on
     elif code in CLOSING_BALANCES:
         summary.closing_balance_centimes = signed
-        summary.to_date = on if summary.to_date is None or (on and on > summary.to_date) else summary.to_date
+        if summary.to_date is None or (on and on > summary.to_date):
+            summary.to_date = on
 
 
 def _sign(node: Node) -> int:
@@ -146,7 +153,8 @@ def _sign(node: Node) -> int:
     return 1 if indicator == "CRDT" else -1
 
 
-def _entry(node: Node, ordinal: int, summary: StatementSummary, report: _Report) -> Iterator[StatementEntry]:
+def _entry(node: Node, ordinal: int, summary: StatementSummary,
+           report: _Report) -> Iterator[StatementEntry]:
     amount, currency = node.amount("Amt")
     if amount == 0:
         raise MessageError(f"{node.where}/Amt: zero amount")
@@ -167,8 +175,10 @@ def _entry(node: Node, ordinal: int, summary: StatementSummary, report: _Report)
         if reference is None:
             if booked:
                 summary.other_movements_centimes += sign * centimes
-            summary.notes.append(f"{where}: {'credit' if sign > 0 else 'debit'} of {format_centimes(centimes)} "
-                                 f"{part_currency} names no transfer reference; not a transfer of ours")
+            movement = "credit" if sign > 0 else "debit"
+            summary.notes.append(f"{where}: {movement} of {format_centimes(centimes)} "
+                                 f"{part_currency} names no transfer reference; "
+                                 "not a transfer of ours")
             continue
         kind = EntryKind.RETURN if (sign > 0 or reversal or return_code) else EntryKind.PAYMENT
         if summary.currency is None:
@@ -179,8 +189,8 @@ def _entry(node: Node, ordinal: int, summary: StatementSummary, report: _Report)
                 summary.payments_centimes += centimes
             else:
                 summary.returns_centimes += centimes
-        yield StatementEntry(ordinal + 1, where, reference, centimes, part_currency, kind, value_date,
-                             status, None, return_code)
+        yield StatementEntry(ordinal + 1, where, reference, centimes, part_currency, kind,
+                             value_date, status, None, return_code)
         ordinal += 1
 
 
@@ -203,11 +213,13 @@ def _parts(node: Node, details: list[Node], amount: int, currency: str
             raise MessageError(f"{detail.where}/Amt: missing in a batched entry")
         if centimes == 0:
             raise MessageError(f"{detail.where}/Amt: zero amount")
-        parts.append((detail.where, _reference(detail), centimes, part_currency,
-                      detail.text("RtrInf/Rsn/Cd", required=False) or detail.text("RtrInf/Rsn/Prtry", required=False)))
+        reason = (detail.text("RtrInf/Rsn/Cd", required=False)
+                  or detail.text("RtrInf/Rsn/Prtry", required=False))
+        parts.append((detail.where, _reference(detail), centimes, part_currency, reason))
     same_currency = all(part[3] == currency for part in parts)
     if same_currency and sum(part[2] for part in parts) != amount:
-        raise MessageError(f"{node.where}/Amt: the entry says {format_centimes(amount)}, its TxDtls add up to "
+        raise MessageError(f"{node.where}/Amt: the entry says {format_centimes(amount)}, "
+                           "its TxDtls add up to "
                            f"{format_centimes(sum(part[2] for part in parts))}")
     return parts
 
@@ -227,11 +239,13 @@ def _reference(detail: Node) -> str | None:
 
 def _check_totals(report: _Report) -> None:
     if report.declared_entries is not None and report.declared_entries != report.entries:
-        raise MessageError(f"{report.where}/TxsSummry/TtlNtries/NbOfNtries: declares {report.declared_entries} "
-                           f"entries, the report holds {report.entries}")
-    if report.declared_total_centimes is not None and report.declared_total_centimes != report.entries_total_centimes:
+        raise MessageError(f"{report.where}/TxsSummry/TtlNtries/NbOfNtries: declares "
+                           f"{report.declared_entries} entries, the report holds {report.entries}")
+    if (report.declared_total_centimes is not None
+            and report.declared_total_centimes != report.entries_total_centimes):
         raise MessageError(f"{report.where}/TxsSummry/TtlNtries/Sum: declares "
-                           f"{format_centimes(report.declared_total_centimes)}, the entries add up to "
+                           f"{format_centimes(report.declared_total_centimes)}, "
+                           "the entries add up to "
                            f"{format_centimes(report.entries_total_centimes)}")
 
 

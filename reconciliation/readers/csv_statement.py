@@ -11,9 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from disbursement.domain.errors import BadInput
 
@@ -52,7 +53,8 @@ def read_lines(stream: BinaryIO, trailer: Trailer) -> Iterator[StatementLine]:
     rows = csv.reader(text)
     header = next(rows, None)
     if header != HEADER:
-        raise StatementError(f"line 1: header must be {','.join(HEADER)}, got {','.join(header or [])}")
+        raise StatementError(f"line 1: header must be {','.join(HEADER)}, "
+                             f"got {','.join(header or [])}")
     count = total = 0
     for line_no, row in enumerate(rows, start=2):
         if trailer.count >= 0:
@@ -67,7 +69,8 @@ def read_lines(stream: BinaryIO, trailer: Trailer) -> Iterator[StatementLine]:
     if trailer.count < 0:
         raise StatementError("statement has no TRAILER line (truncated file?)")
     if (trailer.count, trailer.total_centimes) != (count, total):
-        raise StatementError(f"trailer says {trailer.count} lines totalling {trailer.total_centimes}, "
+        raise StatementError(f"trailer says {trailer.count} lines totalling "
+                             f"{trailer.total_centimes}, "
                              f"file has {count} lines totalling {total}")
 
 
@@ -84,7 +87,8 @@ def _line(line_no: int, row: list[str]) -> StatementLine:
     if not reference:
         raise StatementError(f"line {line_no}: empty reference")
     if not _WHOLE.fullmatch(amount):
-        raise StatementError(f"line {line_no}: amount_centimes {amount!r} is not a whole number of centimes")
+        raise StatementError(f"line {line_no}: amount_centimes {amount!r} is not a whole "
+                             "number of centimes")
     if len(currency) != 3 or not currency.isalpha():
         raise StatementError(f"line {line_no}: currency {currency!r} is not an ISO 4217 code")
     when = _iso_date(value_date)

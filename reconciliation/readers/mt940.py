@@ -13,10 +13,11 @@ movement of the account (fees, funding) and noted, not yielded.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import mt940
 
@@ -39,7 +40,8 @@ RETURN_MARKS = frozenset({"C", "RD", "RC"})
 _OPTIONS = mt940.Options.all()
 _TAG = re.compile(r":([0-9]{2}[A-Z]?):", re.ASCII)
 _SUBFIELD = re.compile(r"\?[0-9]{2}", re.ASCII)
-_REASON = re.compile(r"(?<![0-9A-Z])(?:AC|AG|AM|BE|MD|MS|RC|RR|FF|DT|ED|RF)[0-9]{2}(?![0-9A-Z])", re.ASCII)
+_REASON = re.compile(r"(?<![0-9A-Z])(?:AC|AG|AM|BE|MD|MS|RC|RR|FF|DT|ED|RF)[0-9]{2}(?![0-9A-Z])",
+                     re.ASCII)
 _DATED_TAGS = frozenset({"60F", "60M", "61", "62F", "62M", "64", "65"})
 _PLAIN_REFERENCE = re.compile(r"[0-9A-Za-z/.+-]{1,16}", re.ASCII)
 
@@ -120,15 +122,15 @@ def _read_chunk(chunk: _Chunk, last: bool, summary: StatementSummary,
                              f"{_value_of(exc)!r}") from None
     except (ValueError, KeyError, IndexError, AttributeError, TypeError, InvalidOperation) as exc:
         # The library's own failures on odd input, translated where they enter.
-        raise StatementError(f"line {_bad_date_line(lines) or chunk.start_line}: statement not readable: "
-                             f"{exc}") from None
+        bad_line = _bad_date_line(lines) or chunk.start_line
+        raise StatementError(f"line {bad_line}: statement not readable: {exc}") from None
     data = transactions.data
     if chunk.first:
         _statement_header(data, chunk, summary, progress)
     raw = _raw_transactions(chunk.body)
     if len(raw) != len(transactions):
-        raise StatementError(f"line {chunk.start_line}: {len(raw)} :61: lines but {len(transactions)} "
-                             f"transactions understood")
+        raise StatementError(f"line {chunk.start_line}: {len(raw)} :61: lines but "
+                             f"{len(transactions)} transactions understood")
     for index, transaction in enumerate(transactions):
         number, details = raw[index] if index < len(raw) else (chunk.start_line, "")
         entry = _entry(transaction.data, number, details, summary)
@@ -137,27 +139,31 @@ def _read_chunk(chunk: _Chunk, last: bool, summary: StatementSummary,
     if last:
         closing = data.get("final_closing_balance") or data.get("intermediate_closing_balance")
         if closing is None:
-            raise StatementError(f"line {chunk.start_line}: statement has no closing balance (:62F: or :62M:)")
-        progress.previous_closing = summary.closing_balance_centimes = _centimes(closing.amount.amount,
-                                                                                   chunk.start_line)
+            raise StatementError(f"line {chunk.start_line}: statement has no closing balance "
+                                 "(:62F: or :62M:)")
+        closing_centimes = _centimes(closing.amount.amount, chunk.start_line)
+        progress.previous_closing = summary.closing_balance_centimes = closing_centimes
         summary.to_date = _date(closing.date)
 
 
-def _statement_header(data: dict, chunk: _Chunk, summary: StatementSummary, progress: _Progress) -> None:
+def _statement_header(data: dict, chunk: _Chunk, summary: StatementSummary,
+                      progress: _Progress) -> None:
     progress.statements += 1
     where = f"line {chunk.start_line}"
     account = data.get("account_identification")
     if not account:
         raise StatementError(f"{where}: statement has no account (:25:)")
     if summary.account is not None and account != summary.account:
-        raise StatementError(f"{where}: account differs from the first statement's; one file per account")
+        raise StatementError(f"{where}: account differs from the first statement's; "
+                             "one file per account")
     opening = data.get("final_opening_balance") or data.get("intermediate_opening_balance")
     if opening is None:
         raise StatementError(f"{where}: statement has no opening balance (:60F: or :60M:)")
     centimes = _centimes(opening.amount.amount, chunk.start_line)
     if progress.previous_closing is not None and centimes != progress.previous_closing:
-        raise StatementError(f"{where}: opening balance {centimes} centimes does not continue the previous "
-                             f"statement's closing balance {progress.previous_closing}")
+        raise StatementError(f"{where}: opening balance {centimes} centimes does not continue "
+                             f"the previous statement's closing balance "
+                             f"{progress.previous_closing}")
     currency = opening.amount.currency
     if summary.currency is not None and currency != summary.currency:
         raise StatementError(f"{where}: currency {currency} differs from {summary.currency}")
@@ -199,17 +205,17 @@ def _entry(data: dict, line: int, details: str, summary: StatementSummary) -> St
     if reference is None:
         signed = -centimes if kind == EntryKind.PAYMENT else centimes
         summary.other_movements_centimes += signed
-        summary.notes.append(f"line {line}: {mark} {centimes} centimes names no transfer reference; "
-                             f"not a transfer of ours")
+        summary.notes.append(f"line {line}: {mark} {centimes} centimes names no transfer "
+                             "reference; not a transfer of ours")
         return None
     summary.entries += 1
     if kind == EntryKind.PAYMENT:
         summary.payments_centimes += centimes
     else:
         summary.returns_centimes += centimes
+    reason = _return_reason(details) if kind == EntryKind.RETURN else None
     return StatementEntry(line, f"line {line}", reference, centimes, data["amount"].currency, kind,
-                          _date(data["date"]), "booked", None, _return_reason(details) if kind == EntryKind.RETURN
-                          else None)
+                          _date(data["date"]), "booked", None, reason)
 
 
 def _reference(data: dict, details: str) -> str | None:
@@ -242,7 +248,7 @@ def _centimes(amount: Decimal, line: int) -> int:
         raise StatementError(f"line {line}: amount {amount} has more than 2 decimals") from None
 
 
-def _date(value: object) -> date:
+def _date(value: date) -> date:
     return date(value.year, value.month, value.day)  # mt940's Date is a datetime.date subclass
 
 
