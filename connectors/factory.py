@@ -4,7 +4,7 @@ To add a protocol: write its connector (honouring `connectors.base.Connector`),
 add one branch here, and one harness to `tests/conformance/harness.py`."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from connectors.base import Connector
 from connectors.file_exchange import FileExchangeConnector

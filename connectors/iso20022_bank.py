@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-from datetime import date, datetime, timezone
-from typing import BinaryIO, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, date, datetime
+from typing import BinaryIO
 
 from connectors.base import (
     InboundUpdate,
@@ -103,7 +104,7 @@ class Iso20022BankConnector:
         good = [t for t in transfers if t.reference not in refused]
         if good:
             digest = hashlib.sha256("\n".join(sorted(t.reference for t in good)).encode()).hexdigest()
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             header = InitiationHeader(message_id=f"MSG-{digest[:24]}",
                                       payment_information_id=f"PMT-{digest[:24]}",
                                       created_at=now, requested_execution_date=now.date(),
@@ -181,6 +182,6 @@ def _camt054(found: PartnerFile, read_notifications: NotificationReader) -> None
         found.updates.append(InboundUpdate(
             entry.reference, PartnerStatus.PAID,
             event_id=f"camt054:{summary.statement_id}:{entry.line_no}"[:64],
-            occurred_at=datetime.combine(entry.value_date, datetime.min.time(), timezone.utc)
+            occurred_at=datetime.combine(entry.value_date, datetime.min.time(), UTC)
             if isinstance(entry.value_date, date) else None))
         found.update_where.append(entry.locator)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import random
-from typing import Mapping, TextIO
+from collections.abc import Mapping
+from typing import TextIO
 
 from disbursement.domain.routing import Partner
 from disbursement.domain.service_points import Commune

@@ -19,8 +19,8 @@ services import it to count their work.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Iterable, Iterator
 
 from prometheus_client import Counter, Gauge, Histogram
 

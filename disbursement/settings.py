@@ -12,9 +12,10 @@ import base64
 import json
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_DIR = ROOT / "config"
@@ -69,7 +70,7 @@ class Settings:
     login_max_failures: int = LOGIN_MAX_FAILURES
     login_lock_seconds: int = LOGIN_LOCK_SECONDS
     # file exchange (issue 3): partner code -> SFTP secrets and pinned host key
-    partner_sftp: Mapping[str, "SftpSecrets"] = field(default_factory=dict, repr=False)
+    partner_sftp: Mapping[str, SftpSecrets] = field(default_factory=dict, repr=False)
     # Routing and notification (issue 3): the key withdrawal codes are derived
     # under (HMAC of the transfer reference), and the SMS gateway; no gateway
     # URL means no SMS is sent.
@@ -84,7 +85,7 @@ class Settings:
     def embedded_jobs(self) -> bool:
         return not self.redis_url
 
-    def with_overrides(self, **overrides: Any) -> "Settings":
+    def with_overrides(self, **overrides: Any) -> Settings:
         return replace(self, **overrides)
 
 

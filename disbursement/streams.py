@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from itertools import islice
-from typing import BinaryIO, Iterable, Iterator, TypeVar
+from typing import BinaryIO, TypeVar
 
 HASH_BLOCK_BYTES = 1 << 20
 T = TypeVar("T")

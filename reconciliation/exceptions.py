@@ -20,9 +20,9 @@ payment resolves the item itself (`matched_later`).
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Sequence
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -164,7 +164,7 @@ def _age_window(age: str, today: date):
     """The `since` condition of the ageing bucket `age` seen on `today`: the
     same day boundaries (UTC midnight) as `ageing_bucket` and the reports."""
     def midnight(days_ago: int) -> datetime:
-        return datetime.combine(today - timedelta(days=days_ago), time(), tzinfo=timezone.utc)
+        return datetime.combine(today - timedelta(days=days_ago), time(), tzinfo=UTC)
 
     lower_days = 0
     for name, upper_days in AGEING_BUCKETS:

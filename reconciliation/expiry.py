@@ -12,7 +12,7 @@ Running it twice changes nothing the second time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -41,7 +41,7 @@ class ExpiryReport:
 
 
 def _cutoff(as_of: date, days: int) -> datetime:
-    return datetime.combine(as_of - timedelta(days=days), time(), tzinfo=timezone.utc)
+    return datetime.combine(as_of - timedelta(days=days), time(), tzinfo=UTC)
 
 
 def due_for_expiry(session: Session, program: str, state: S, cutoff: datetime) -> list[int]:
@@ -74,7 +74,7 @@ def run(svc: Services, actor: Actor, as_of: date | None = None) -> ExpiryReport:
                         detail=f"not collected within {policy.expiry_days} days ({state.value})"))
             report.expired[code] = moved
         report.escalated = exceptions.escalate(
-            session, datetime.combine(as_of, time(), tzinfo=timezone.utc))
+            session, datetime.combine(as_of, time(), tzinfo=UTC))
         if any(report.expired.values()) or report.escalated:
             audit.record(session, actor.username, "expiry.run", "expiry", as_of.isoformat(),
                          report.as_dict())

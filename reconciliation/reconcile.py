@@ -17,9 +17,10 @@ items, a few set-based UPDATEs per step; memory stays flat whatever the size.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
-from typing import BinaryIO, Iterable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import BinaryIO
 
 from sqlalchemy import any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -253,7 +254,7 @@ def _expected(session: Session, partner_code: str, statement_id: int, to_date: d
                    Transfer.recon_outcome.is_(None))
             .group_by(Transfer.id, PaymentInstruction.program, PaymentInstruction.period))
     if to_date is not None:
-        end = datetime.combine(to_date + timedelta(days=1), time(), tzinfo=timezone.utc)
+        end = datetime.combine(to_date + timedelta(days=1), time(), tzinfo=UTC)
         stmt = stmt.having(func.max(TransferEvent.at) < end)
     missing = session.execute(stmt).all()
     if not missing:

@@ -9,7 +9,7 @@ transaction already holds the database's write lock).
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.orm import Session

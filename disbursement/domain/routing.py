@@ -14,8 +14,8 @@ Every decision keeps the steps that led to it (`Decision.steps`), which is what
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from disbursement.domain.money import format_units
 from disbursement.domain.service_points import PointBook

@@ -4,8 +4,8 @@ library), judged before a transfer leaves for any partner. The tiers come from
 `config/wallet.toml`, read by `disbursement.configuration.wallet`."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import phonenumbers
 from phonenumbers import PhoneNumberType

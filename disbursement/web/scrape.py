@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -112,7 +112,7 @@ def _fill_transfers(f: Families, state: ServiceState, partners: list[str]) -> No
             f["transfers"].add_metric([partner, status.value], counts.get(status.value, 0))
         f["unknown"].add_metric([partner], counts.get(TransferStatus.UNKNOWN.value, 0))
         f["breaker"].add_metric([partner], 1 if state.breakers.get(partner) == "open" else 0)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for in_flight in IN_FLIGHT_STATES:
         at = state.oldest_in_flight.get(in_flight)
         f["oldest"].add_metric([in_flight], (now - at).total_seconds() if at else 0)

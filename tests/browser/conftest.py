@@ -2,10 +2,10 @@
 simulators as processes) and the system Chromium driven by Playwright."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pyotp
 import pytest

@@ -1,7 +1,7 @@
 """The `harness` fixture: every scenario runs once per registered protocol."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

@@ -5,10 +5,11 @@ server; `inbound()` is what the connector collects from the partner's outbox."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from connectors.base import Connector, InboundUpdate, OutboundTransfer, PartnerStatus
 from connectors.iso20022.pain001 import Debtor

@@ -39,10 +39,11 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator, Protocol, Sequence
+from typing import Any, ContextManager, Protocol
 
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response

@@ -4,7 +4,7 @@ partner messages can be applied through `confirmations.apply` and chunks
 dispatched through `dispatch.dispatch_chunk`."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import select
 

@@ -8,7 +8,7 @@ import base64
 import os
 import subprocess
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select

@@ -88,7 +88,7 @@ def test_a_bank_batch_leaves_as_one_valid_pain001_and_reports_drive_the_transfer
 
 
 def test_camt054_bookings_alone_drive_transfers_to_paid(file_svc, officers, households_csv,
-                                                         tmp_path):  # noqa: F811
+                                                         tmp_path):
     with simulator("iso20022", BANK, tmp_path, "--paid-reports", "camt054") as sim:
         svc, batch_id = _released(file_svc, officers, households_csv, sim)
         sim.advance()

@@ -7,8 +7,8 @@ statement flaws (test_cycle.py)."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import pytest
 from sqlalchemy import func, select

@@ -10,9 +10,10 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -252,7 +253,7 @@ def test_advance_posts_signed_confirmations(
         {("rejected",), ("available",), ("available", "paid")}
     for confirmation in confirmations:
         assert datetime.fromisoformat(confirmation["occurred_at"]).utcoffset() == \
-            timezone.utc.utcoffset(None)
+            UTC.utcoffset(None)
         if confirmation["status"] == "rejected":
             assert confirmation["reason"] in REJECT_REASONS
         if confirmation["status"] == "paid":
@@ -335,7 +336,7 @@ def test_statement_lists_paid_transfers_with_a_trailer(
     paid = {c["reference"]: c["service_point"] for c in receiver.confirmations
             if c["status"] == "paid"}
     amounts = {t.reference: t.amount_centimes for t in chunk}
-    today = datetime.now(timezone.utc).date().isoformat()
+    today = datetime.now(UTC).date().isoformat()
     assert 0 < len(paid) < len(chunk)
     assert lines == [[ref, str(amounts[ref]), "MAD", "paid", today, paid[ref]]
                      for ref in sorted(paid)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import select
@@ -64,7 +64,7 @@ def _camt(writer, lines, balances: bool, closing_off: int = 0) -> io.BytesIO:
         report = AccountReport("STMT-1", ACCOUNT, "MAD", entries, VALUE_DATE, VALUE_DATE, OPENING,
                                closing_balance(report) + closing_off)
     out = io.BytesIO()
-    writer(out, "MSG-1", datetime(2026, 12, 6, 6, 0, tzinfo=timezone.utc), [report])
+    writer(out, "MSG-1", datetime(2026, 12, 6, 6, 0, tzinfo=UTC), [report])
     out.seek(0)
     return out
 

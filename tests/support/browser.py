@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from services import ServiceError, _apt_install, log  # noqa: E402
+from services import ServiceError, _apt_install, log
 
 CHROMIUM = "/usr/bin/chromium"
 # The machine's network is closed: nothing in the background may reach out.

@@ -8,9 +8,9 @@ import re
 import shutil
 import time
 import tomllib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import func, select
 

@@ -192,7 +192,7 @@ def pg_answers(url: str, *, create_db: bool = True) -> bool:
             with psycopg.connect(_plain_pg_url(url), connect_timeout=5) as conn:
                 conn.execute("SELECT 1").fetchone()
             return True
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if create_db and "does not exist" in str(exc) and p["dbname"]:
                 try:
                     admin = _plain_pg_url(_with_dbname(url, "postgres"))
@@ -200,7 +200,7 @@ def pg_answers(url: str, *, create_db: bool = True) -> bool:
                         conn.execute(f'CREATE DATABASE "{p["dbname"]}"')
                     log(f"created database {p['dbname']!r} on {p['host']}:{p['port']}")
                     return pg_answers(url, create_db=False)
-                except Exception as exc2:  # noqa: BLE001
+                except Exception as exc2:
                     log(f"could not create database {p['dbname']!r}: {exc2}")
             log(f"PostgreSQL at {p['host']}:{p['port']} not usable: {str(exc).strip()[:200]}")
             return False

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import re
 import tracemalloc
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ from tests.support.iso20022 import amounts, references, rib
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "statements"
 DAY = date(2024, 5, 3)
-CREATED = datetime(2024, 5, 3, 23, 0, tzinfo=timezone.utc)
+CREATED = datetime(2024, 5, 3, 23, 0, tzinfo=UTC)
 ACCOUNT = rib("011", "780", "0000012345678901")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -32,7 +32,7 @@ from disbursement.iso20022 import schemas
 from disbursement.iso20022.xml import PAIN_001, PAIN_002, MessageError
 from tests.support.iso20022 import batches, rib, transfer
 
-HEADER = InitiationHeader("MSG-2024-05-0001", "BATCH-17-BANKA", datetime(2024, 5, 1, 9, 30, tzinfo=timezone.utc),
+HEADER = InitiationHeader("MSG-2024-05-0001", "BATCH-17-BANKA", datetime(2024, 5, 1, 9, 30, tzinfo=UTC),
                           date(2024, 5, 2), "Programme ASD", Debtor("Tresorerie ASD", rib("011", "780")))
 
 
@@ -105,7 +105,7 @@ def test_reading_a_pain001_whose_ctrlsum_disagrees_names_it() -> None:
 
 def _report(**kwargs) -> bytes:
     out = io.BytesIO()
-    write_pain002(out, StatusReport("STS-1", datetime(2024, 5, 2, 8, 0, tzinfo=timezone.utc), "MSG-1", **kwargs))
+    write_pain002(out, StatusReport("STS-1", datetime(2024, 5, 2, 8, 0, tzinfo=UTC), "MSG-1", **kwargs))
     data = out.getvalue()
     assert schemas.validate(io.BytesIO(data)) == PAIN_002
     return data

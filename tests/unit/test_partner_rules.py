@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ from disbursement.domain.breaker import (
 from disbursement.domain.wallet import normalise_mobile
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
-T0 = datetime(2026, 12, 5, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
 
 
 # -- backoff ------------------------------------------------------------------

@@ -295,7 +295,7 @@ def test_return_of_funds_already_returned_is_a_duplicate() -> None:
 
 
 def test_every_outcome_but_matched_and_returned_is_an_exception() -> None:
-    assert EXCEPTIONS == frozenset(Outcome) - {Outcome.MATCHED, Outcome.RETURNED}
+    assert frozenset(Outcome) - {Outcome.MATCHED, Outcome.RETURNED} == EXCEPTIONS
     assert Outcome.MISSING_FROM_STATEMENT in EXCEPTIONS
 
 

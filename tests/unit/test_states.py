@@ -108,8 +108,8 @@ def test_released_money_never_goes_back_before_release(state: S) -> None:
 
 
 def test_live_and_closed_attempt_partition_the_states() -> None:
-    assert LIVE | CLOSED_ATTEMPT == frozenset(S)
-    assert LIVE & CLOSED_ATTEMPT == frozenset()
+    assert frozenset(S) == LIVE | CLOSED_ATTEMPT
+    assert frozenset() == LIVE & CLOSED_ATTEMPT
 
 
 def test_paid_is_terminal_and_live_returned_and_cancelled_close_the_attempt() -> None:

@@ -2,7 +2,7 @@
 column types and timestamp helpers."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
@@ -32,12 +32,12 @@ LIVE_ATTEMPT_WHERE = text(f"status NOT IN ({_closed})")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def as_utc(at: datetime) -> datetime:
     """SQLite hands stored timestamps back without their zone; they are UTC."""
-    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 class Base(DeclarativeBase):

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.base import AmbiguousOutcome, PartnerStatus, RetryableError, TerminalError
-from disbursement.db.models import PaymentInstruction, Transfer
+from disbursement.db.models import Transfer
 from disbursement.domain.errors import BadInput, Conflict, NotFound, Unavailable
 from disbursement.domain.states import Role
 from disbursement.domain.states import TransferStatus as S
@@ -82,7 +82,7 @@ def cancel_transfer(svc: Services, reference: str, reason: str, actor: Actor) ->
                                      actor=partner_code,
                                      detail=f"cancellation confirmed by the partner: {reason}",
                                      sources=HELD_BY_PARTNER)
-            post_cancellations(session, moved, f"transfer {reference} cancelled")
+            ledger.post_cancellations(session, moved, f"transfer {reference} cancelled")
         _audit(session, actor, reference, reason, answer.value, bool(moved))
         session.commit()
         status = session.execute(select(Transfer.status).where(
@@ -118,22 +118,3 @@ def _audit(session: Session, actor: Actor, reference: str, reason: str,
            partner_status: str | None, cancelled: bool) -> None:
     audit.record(session, actor.username, "transfer.cancel", "transfer", reference,
                  {"reason": reason, "partner_status": partner_status, "cancelled": cancelled})
-
-
-def post_cancellations(session: Session, transfer_ids: list[int], memo: str) -> None:
-    """Reverse the release of cancelled transfers: the money goes back from the
-    partner's clearing account to the program's budget (one posting per cycle
-    and partner), so released = paid + returned + outstanding still holds."""
-    if not transfer_ids:
-        return
-    rows = session.execute(
-        select(PaymentInstruction.program, PaymentInstruction.period, Transfer.partner_code,
-               Transfer.currency, func.sum(Transfer.amount_centimes))
-        .join(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)
-        .where(Transfer.id.in_(transfer_ids))
-        .group_by(PaymentInstruction.program, PaymentInstruction.period,
-                  Transfer.partner_code, Transfer.currency))
-    for program, period, partner, currency, amount in rows:
-        ledger.post(session, "cancellation", program, period, partner, memo,
-                    [(f"budget:{program}", int(amount)), (f"clearing:{partner}", -int(amount))],
-                    currency)

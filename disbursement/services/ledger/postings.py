@@ -317,3 +317,22 @@ def _operational_figures(session: Session, program: str | None, period: str | No
     return {(p, per, partner): {"released": int(r), "paid": int(pd), "returned": int(rt),
                                 "outstanding": int(r) - int(pd) - int(rt)}
             for p, per, partner, r, pd, rt in session.execute(stmt)}
+
+
+def post_cancellations(session: Session, transfer_ids: list[int], memo: str) -> None:
+    """Reverse the release of cancelled transfers: the money goes back from the
+    partner's clearing account to the program's budget (one posting per cycle
+    and partner), so released = paid + returned + outstanding still holds."""
+    if not transfer_ids:
+        return
+    rows = session.execute(
+        select(PaymentInstruction.program, PaymentInstruction.period, Transfer.partner_code,
+               Transfer.currency, func.sum(Transfer.amount_centimes))
+        .join(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)
+        .where(Transfer.id.in_(transfer_ids))
+        .group_by(PaymentInstruction.program, PaymentInstruction.period,
+                  Transfer.partner_code, Transfer.currency))
+    for program, period, partner, currency, amount in rows:
+        post(session, "cancellation", program, period, partner, memo,
+                    [(f"budget:{program}", int(amount)), (f"clearing:{partner}", -int(amount))],
+                    currency)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, time, timedelta, timezone
-from typing import IO, Iterable, Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from typing import IO
 
 from sqlalchemy import String, case, cast, func, literal, select
 from sqlalchemy.orm import Session
@@ -115,7 +116,7 @@ def _states(session: Session, kind: str, where: Scope) -> list[ReportRow]:
 
 def _bucket(as_of: date):
     def since(days: int) -> datetime:
-        return datetime.combine(as_of - timedelta(days=days), time(), tzinfo=timezone.utc)
+        return datetime.combine(as_of - timedelta(days=days), time(), tzinfo=UTC)
 
     return case(*[(ReconException.since >= since(upper), name) for name, upper in AGEING_BUCKETS],
                 else_=">60")

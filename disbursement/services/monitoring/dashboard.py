@@ -9,8 +9,8 @@ interpolated here the same way (linear, like `percentile_cont`).
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import case, func, literal_column, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -93,7 +93,7 @@ def _hour_bucket(postgres: bool):
 def _as_hour(value) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=timezone.utc)
+    return value.replace(tzinfo=UTC)
 
 
 def _hourly(session: Session, since: datetime, postgres: bool) -> list[dict]:

@@ -14,8 +14,9 @@ import csv
 import itertools
 import json
 import random
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, ContextManager, Iterator, Mapping, NamedTuple
+from typing import IO, ContextManager, NamedTuple
 
 from disbursement.configuration.regions import load_regions
 from disbursement.domain.regions import COMMUNES_PER_PROVINCE, Region

@@ -13,9 +13,10 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from marshmallow import (
     RAISE,

@@ -22,7 +22,6 @@ from disbursement import metrics
 from disbursement.db.models import Transfer
 from disbursement.domain.errors import BadInput
 from disbursement.domain.states import TransferStatus as S
-from disbursement.services.dispatch.cancellation import post_cancellations
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.ports import Services
 from disbursement.services.tracking import inbound, latency, transitions
@@ -150,6 +149,6 @@ def _apply_group(session: Session, partner_code: str, target: S, group: list[dic
         metrics.SERVICE_POINT_COLLECTIONS.labels(partner=partner_code).inc(
             sum(1 for extra in extras if extra["sp"]))
     if target == S.CANCELLED:
-        post_cancellations(session, moved, f"{len(moved)} cancellation(s) confirmed by "
+        ledger.post_cancellations(session, moved, f"{len(moved)} cancellation(s) confirmed by "
                                            f"{partner_code}")
     return moved

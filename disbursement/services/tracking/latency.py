@@ -2,7 +2,7 @@
 `available` or `paid` confirmation (for the histogram per partner)."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session

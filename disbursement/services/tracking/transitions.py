@@ -3,7 +3,7 @@ transfer moved, in the caller's transaction. Set-based, so a 50,000-transfer
 batch moves in a handful of statements."""
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
