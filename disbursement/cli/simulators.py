@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from connectors.simulators.iso20022 import iso20022_command
 from connectors.simulators.rest import rest_command
 from connectors.simulators.sftp import sftp_command
 from connectors.simulators.sms import sms_command
@@ -19,9 +20,4 @@ simulator.add_command(rest_command, "rest")
 simulator.add_command(sftp_command, "sftp")
 simulator.add_command(wallet_command, "wallet")
 simulator.add_command(sms_command, "sms")
-try:
-    from connectors.simulators.iso20022 import iso20022_command
-except ImportError:     # the bank simulator needs the ISO 20022 library
-    pass
-else:
-    simulator.add_command(iso20022_command, "iso20022")
+simulator.add_command(iso20022_command, "iso20022")
