@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import time
 
 import httpx
 import pytest
@@ -21,6 +20,7 @@ from disbursement.domain.money import format_units
 from disbursement.services.ledger import reports
 from tests.browser.conftest import sign_in
 from tests.conftest import PASSWORD
+from tests.support.console import fresh_totp_code
 
 pytestmark = [pytest.mark.e2e]
 
@@ -66,13 +66,6 @@ def _report_cells(site, kind: str) -> list[list[str]]:
                                 for r in rows]
 
 
-def _fresh_totp_code(totp) -> str:
-    # Not in the last seconds of a step, so the code is still good on arrival.
-    while int(time.time()) % totp.interval > totp.interval - 5:
-        time.sleep(1)
-    return totp.now()
-
-
 def test_plan_submit_approve_dispatch_watch_and_search(site, chromium, shot):
     # --- the maker plans a cycle and watches the job's progress
     maker = sign_in(chromium, site, "amina.maker")
@@ -112,7 +105,7 @@ def test_plan_submit_approve_dispatch_watch_and_search(site, chromium, shot):
     reference = approver.text_content("#sample tbody tr:first-child td:first-child").strip()
     shot(approver, "05-approver-review")
     approver.fill("form:has(#approve-batch) input[name=confirmation]",
-                  _fresh_totp_code(site.totp))
+                  fresh_totp_code(site.totp))
     approver.click("#approve-batch")
     approver.wait_for_selector("#batch-state:text('approved')")
     assert "confirmed by totp" in approver.text_content(".flash")

@@ -4,7 +4,6 @@ and camt.054 in). Each runs its simulator as a process serving a real SFTP
 server; `inbound()` is what the connector collects from the partner's outbox."""
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from disbursement.settings import SftpSecrets
 from reconciliation.readers.camt import read_camt054
 from tests.conformance.harness import Harness, unique_reference
 from tests.support.iso20022 import rib
+from tests.support.waiting import wait_until
 
 IDLE_WAIT_SECONDS = 20
 # The ISO bank's words for what it holds.
@@ -62,13 +62,8 @@ class FileSimulatorHarness:
 
     def _idle(self) -> dict[str, Any]:
         """The simulator's state once it has taken every complete inbox file."""
-        deadline = time.monotonic() + IDLE_WAIT_SECONDS
-        while time.monotonic() < deadline:
-            state = self.simulator.state()
-            if state["inbox_pending"] == 0:
-                return state
-            time.sleep(0.05)
-        raise AssertionError(f"{self.name}: inbox not picked up within {IDLE_WAIT_SECONDS}s")
+        return wait_until(lambda: (state := self.simulator.state())["inbox_pending"] == 0 and state,
+                          f"{self.name}: inbox picked up", timeout=IDLE_WAIT_SECONDS)
 
     def make_transfers(self, n: int, channel: str | None = None) -> list[OutboundTransfer]:
         return [self.transfer_factory(unique_reference(), index, channel or self.default_channel)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import Column, Float, MetaData, String, Table, create_engine, event, insert, select
+from sqlalchemy import Column, Float, MetaData, String, Table, create_engine, insert, select
 from sqlalchemy.orm import Session
 
 from disbursement.db.models import Transfer, TransferEvent, as_utc, utcnow
@@ -27,6 +27,7 @@ from disbursement.services.officers import users
 from disbursement.services.registry import importing as registry
 from disbursement.web.app import create_app
 from reconciliation import reconcile
+from tests.support.statements import counted
 
 pytestmark = pytest.mark.integration
 
@@ -59,20 +60,6 @@ def _run_cycle(live, officers, households_csv):
             "statement_extra_lines": 1, "statement_altered_lines": 1}).raise_for_status()
     statement = svc.connector("BARID").fetch_statement()
     reconcile.reconcile(svc, "BARID", io.BytesIO(statement), "barid.csv", officers.maker)
-
-
-def _count_queries(engine, fn):
-    statements = []
-
-    def record(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        result = fn()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return result, len(statements)
 
 
 def _latency_counts(partners) -> dict[str, float]:
@@ -118,16 +105,17 @@ def _expected(session: Session):
 def test_snapshot_after_a_cycle_matches_the_rows(live, officers, households_csv):
     svc = live.svc
     with svc.uow() as session:
-        empty, queries_when_empty = _count_queries(svc.engine, lambda: dashboard.snapshot(session))
+        with counted(svc.engine) as statements_when_empty:
+            empty = dashboard.snapshot(session)
     assert set(empty["transfers_by_state"]) == {s.value for s in TransferStatus}
     assert sum(empty["transfers_by_state"].values()) == 0
     latency_before = _latency_counts(svc.partners)
     _run_cycle(live, officers, households_csv)
     with svc.uow() as session:
-        snap, queries = _count_queries(svc.engine, lambda: dashboard.snapshot(
-            session, partners=svc.partners.keys()))
+        with counted(svc.engine) as statements:
+            snap = dashboard.snapshot(session, partners=svc.partners.keys())
         by_state, events_by_state, paid, latencies, rejected, exceptions = _expected(session)
-    assert queries == queries_when_empty  # bounded, whatever the data
+    assert len(statements) == len(statements_when_empty)  # bounded, whatever the data
     assert snap["transfers_by_state"] == {s.value: by_state.get(s.value, 0) for s in TransferStatus}
     assert by_state["paid"] > 0 and by_state["available"] > 0
     hourly = Counter()

@@ -1,20 +1,27 @@
 """Helpers for console tests: an app with a session secret, a browser-like
-client that carries the CSRF token, and a registry extract to edit."""
+client that carries the CSRF token, a registry extract to edit, and a second
+factor's code that is still good when it arrives."""
 from __future__ import annotations
 
 import csv
 import dataclasses
 import re
 import secrets
+import time
 from decimal import Decimal
 from pathlib import Path
+
+import pyotp
 
 from disbursement.bootstrap import Services
 from disbursement.services.registry.generator import generate_households
 from disbursement.services.registry.schema import COLUMNS
 from disbursement.web.app import create_app
+from tests.support.waiting import wait_until
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+# A code read this many seconds before its step ends may be stale on arrival.
+TOTP_MARGIN_SECONDS = 5
 
 
 def console_services(svc: Services) -> Services:
@@ -176,3 +183,11 @@ def build_batch(svc: Services, n: int, *, maker: str = "maker", shared_cin: int 
                     for k, (tid, iid) in enumerate(zip(transfer_ids, instruction_ids))])
         session.commit()
         return batch.id
+
+
+def fresh_totp_code(totp: pyotp.TOTP) -> str:
+    """The current code, read early enough in its step that a few requests
+    made with it all fall in the same step."""
+    wait_until(lambda: time.time() % totp.interval <= totp.interval - TOTP_MARGIN_SECONDS,
+               "a fresh TOTP step", timeout=totp.interval)
+    return totp.now()

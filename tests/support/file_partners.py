@@ -7,7 +7,6 @@ import dataclasses
 import json
 import re
 import shutil
-import time
 import tomllib
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,13 +18,14 @@ from connectors.simulators.file_process import FileSimulatorProcess
 from disbursement import settings as settings_module
 from disbursement.bootstrap import Services
 from disbursement.db.models import Batch, InboundMessage, LedgerLine, Transfer, TransferEvent
+from disbursement.jobs import tasks
 from disbursement.services.batches import approval as batches
 from disbursement.services.cycles import planning
 from disbursement.services.registry import importing as registry
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 FILE_PARTNERS = {"DAMANE": "sftp", "CIHBANK": "iso20022"}
-WAIT_SECONDS = 20
 
 
 def file_partner_config(tmp: Path) -> Path:
@@ -107,11 +107,15 @@ def snapshot(svc: Services) -> dict:
                 "ledger_lines": session.execute(select(func.count()).select_from(LedgerLine)).scalar()}
 
 
-def wait_until(condition, what: str):
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not within {WAIT_SECONDS}s: {what}")
+
+def released(file_svc: Services, officers, households: Path, sim: FileSimulatorProcess,
+             partner: str, picked_up: str) -> tuple[Services, int]:
+    """The partner's batch released and dispatched by services pointed at `sim`,
+    and the partner holding every transfer (`picked_up` names that wait)."""
+    svc = pointed_at(file_svc, [sim])
+    tasks.use(svc)
+    batch_id = plan_and_release(svc, officers, households, partner)
+    sent = statuses(svc, batch_id)
+    assert sent and {s for s, _ in sent.values()} == {"sent"}
+    wait_until(lambda: sim.state()["transfers"] == len(sent), picked_up)
+    return svc, batch_id
