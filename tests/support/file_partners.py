@@ -20,8 +20,7 @@ from disbursement.bootstrap import Services
 from disbursement.db.models import Batch, InboundMessage, LedgerLine, Transfer, TransferEvent
 from disbursement.jobs import tasks
 from disbursement.services.batches import approval as batches
-from disbursement.services.cycles import planning
-from disbursement.services.registry import importing as registry
+from tests.support.cycle import approve, import_and_plan
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,15 +74,11 @@ def pointed_at(svc: Services, sims: list[FileSimulatorProcess]) -> Services:
 
 def plan_and_release(svc: Services, officers, path: Path, partner: str) -> int:
     """Imports, plans, approves and releases the partner's batch; returns its id."""
-    with path.open("rb") as stream:
-        registry.import_households(svc, stream, path.name, officers.maker)
-    plan = planning.plan_cycle(svc, "asd", "2026-12", officers.maker)
+    plan = import_and_plan(svc, officers, path)
     with svc.uow() as session:
         batch_id = session.execute(select(Batch.id).where(
             Batch.id.in_(plan.batches_created), Batch.partner_code == partner)).scalar_one()
-    batches.submit(svc, batch_id, officers.maker)
-    if batches.approve(svc, batch_id, officers.approver).status != "approved":
-        batches.approve(svc, batch_id, officers.approver2)
+    approve(svc, officers, batch_id)
     batches.release(svc, batch_id, officers.maker)
     svc.queue.drain()
     return batch_id
