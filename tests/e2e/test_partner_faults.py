@@ -61,13 +61,19 @@ def _paid_posting_total(svc, batch_id: int) -> tuple[int, int]:
     return int(posted), int(paid)
 
 
-def test_latency_slows_but_changes_nothing(live, officers, households_csv) -> None:
+def _released_then_paid(live, officers, households_csv, faults: dict) -> int:
+    """PARTNER's batch released and dispatched under `faults`, then every
+    transfer paid by the partner; returns the batch id."""
     batch_id = approved_batch(live.svc, officers, households_csv)
-    call_simulator(live, "POST", "/_sim/faults", {"latency_ms": 300})
-
+    call_simulator(live, "POST", "/_sim/faults", faults)
     batches.release(live.svc, batch_id, officers.maker)
     live.svc.queue.drain()
     call_simulator(live, "POST", "/_sim/advance", {"to": "paid"})
+    return batch_id
+
+
+def test_latency_slows_but_changes_nothing(live, officers, households_csv) -> None:
+    batch_id = _released_then_paid(live, officers, households_csv, {"latency_ms": 300})
 
     _assert_sound(live, batch_id, "paid")
     posted, paid = _paid_posting_total(live.svc, batch_id)
@@ -137,12 +143,8 @@ def test_duplicate_callbacks_pay_once(live, officers, households_csv) -> None:
 
 
 def test_out_of_order_callbacks_end_paid(live, officers, households_csv) -> None:
-    batch_id = approved_batch(live.svc, officers, households_csv)
-    call_simulator(live, "POST", "/_sim/faults", {"out_of_order_callbacks": True})
-    batches.release(live.svc, batch_id, officers.maker)
-    live.svc.queue.drain()
-
-    call_simulator(live, "POST", "/_sim/advance", {"to": "paid"})
+    batch_id = _released_then_paid(live, officers, households_csv,
+                                   {"out_of_order_callbacks": True})
 
     _assert_sound(live, batch_id, "paid")
     posted, paid = _paid_posting_total(live.svc, batch_id)

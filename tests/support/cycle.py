@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import select
+
 from disbursement.bootstrap import Services
+from disbursement.db.models import Batch
 from disbursement.services.batches import approval as batches
 from disbursement.services.cycles import planning
 from disbursement.services.cycles.planning import PlanResult
@@ -21,6 +24,13 @@ def import_and_plan(svc: Services, officers, path: Path) -> PlanResult:
     with path.open("rb") as stream:
         registry.import_households(svc, stream, path.name, officers.maker)
     return planning.plan_cycle(svc, PROGRAM, PERIOD, officers.maker)
+
+
+def partner_batch(svc: Services, plan: PlanResult, partner: str) -> int:
+    """The id of the one batch the plan created for `partner`."""
+    with svc.uow() as session:
+        return session.execute(select(Batch.id).where(
+            Batch.id.in_(plan.batches_created), Batch.partner_code == partner)).scalar_one()
 
 
 def approve(svc: Services, officers, batch_id: int) -> None:

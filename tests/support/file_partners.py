@@ -17,10 +17,10 @@ from sqlalchemy import func, select
 from connectors.simulators.file_process import FileSimulatorProcess
 from disbursement import settings as settings_module
 from disbursement.bootstrap import Services
-from disbursement.db.models import Batch, InboundMessage, LedgerLine, Transfer, TransferEvent
+from disbursement.db.models import InboundMessage, LedgerLine, Transfer, TransferEvent
 from disbursement.jobs import tasks
 from disbursement.services.batches import approval as batches
-from tests.support.cycle import approve, import_and_plan
+from tests.support.cycle import approve, import_and_plan, partner_batch
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,10 +74,7 @@ def pointed_at(svc: Services, sims: list[FileSimulatorProcess]) -> Services:
 
 def plan_and_release(svc: Services, officers, path: Path, partner: str) -> int:
     """Imports, plans, approves and releases the partner's batch; returns its id."""
-    plan = import_and_plan(svc, officers, path)
-    with svc.uow() as session:
-        batch_id = session.execute(select(Batch.id).where(
-            Batch.id.in_(plan.batches_created), Batch.partner_code == partner)).scalar_one()
+    batch_id = partner_batch(svc, import_and_plan(svc, officers, path), partner)
     approve(svc, officers, batch_id)
     batches.release(svc, batch_id, officers.maker)
     svc.queue.drain()

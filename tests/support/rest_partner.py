@@ -12,10 +12,9 @@ import httpx
 from sqlalchemy import select
 
 from disbursement.bootstrap import Services
-from disbursement.db.models import Batch, OutboxItem, Transfer
+from disbursement.db.models import OutboxItem, Transfer
 from disbursement.services.batches import approval as batches
-from disbursement.services.cycles import planning
-from disbursement.services.registry import importing as registry
+from tests.support.cycle import import_and_plan, partner_batch
 
 PARTNER = "BARID"
 HOUSEHOLDS = 40
@@ -24,13 +23,8 @@ SIMULATOR_TIMEOUT_SECONDS = 30
 
 def approved_batch(svc: Services, officers, households_csv: Callable[[int], Path]) -> int:
     """One approved batch for PARTNER; the other partners' batches stay drafts."""
-    path = households_csv(HOUSEHOLDS)
-    with path.open("rb") as stream:
-        registry.import_households(svc, stream, path.name, officers.maker)
-    plan = planning.plan_cycle(svc, "asd", "2026-12", officers.maker)
-    with svc.uow() as session:
-        batch_id = session.execute(select(Batch.id).where(
-            Batch.id.in_(plan.batches_created), Batch.partner_code == PARTNER)).scalar_one()
+    plan = import_and_plan(svc, officers, households_csv(HOUSEHOLDS))
+    batch_id = partner_batch(svc, plan, PARTNER)
     batches.submit(svc, batch_id, officers.maker)
     assert batches.approve(svc, batch_id, officers.approver).status == "approved"
     return batch_id
