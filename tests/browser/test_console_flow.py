@@ -18,6 +18,8 @@ from disbursement.db.models import Batch
 from disbursement.db.models.ledger import ReconException
 from disbursement.domain.money import format_units
 from disbursement.services.ledger import reports
+from disbursement.services.officers import users
+from reconciliation import reconcile
 from tests.browser.conftest import sign_in
 from tests.conftest import PASSWORD
 from tests.support.console import fresh_totp_code
@@ -47,9 +49,6 @@ def _batch_status(site, batch_id: int) -> str:
 def _reconcile(site, batch_id: int) -> None:
     """The released partner's settlement statement, reconciled (test setup:
     the exceptions pages belong to the reconciliation work)."""
-    from disbursement.services.officers import users
-    from reconciliation import reconcile
-
     with site.svc.uow() as session:
         partner = session.execute(select(Batch.partner_code).where(Batch.id == batch_id)).scalar_one()
         maker = users.actor_by_name(session, "amina.maker")

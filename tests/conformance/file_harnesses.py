@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from connectors.base import Connector, InboundUpdate, OutboundTransfer, PartnerStatus
+from connectors.file_exchange import FileExchangeConnector
 from connectors.iso20022.pain001 import Debtor
+from connectors.iso20022_bank import Iso20022BankConnector
 from connectors.sftp import SftpEndpoint
 from connectors.simulators.file_process import FileSimulatorProcess
 from disbursement.settings import SftpSecrets
@@ -126,8 +128,6 @@ def _started(protocol: str, code: str, tmp_path: Path, *args: str) -> Iterator[F
 
 @contextmanager
 def sftp_csv_harness(tmp_path: Path) -> Iterator[Harness]:
-    from connectors.file_exchange import FileExchangeConnector
-
     with _started("sftp", "DAMANE", tmp_path) as sim:
         harness = FileSimulatorHarness(
             "sftp_csv", "DAMANE", "cash", sim, FileExchangeConnector, _cash_transfer,
@@ -141,8 +141,6 @@ def sftp_csv_harness(tmp_path: Path) -> Iterator[Harness]:
 
 @contextmanager
 def iso20022_harness(tmp_path: Path) -> Iterator[Harness]:
-    from connectors.iso20022_bank import Iso20022BankConnector
-
     debtor = Debtor("Programme Aide Sociale Directe", "230780000123450000001772")
     # One "paid" message per transfer, as the scenarios count them: the camt.054
     # booking (pain.002 carries acceptances and rejections).

@@ -17,8 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Column, Float, MetaData, String, Table, create_engine, insert, select
 from sqlalchemy.orm import Session
 
-from disbursement.db.models import Transfer, TransferEvent, as_utc, utcnow
+from disbursement.db.models import Transfer, TransferEvent, User, as_utc, utcnow
 from disbursement.db.models.ledger import ReconException
+from disbursement.db.models.partners import PartnerBreaker
 from disbursement.domain.states import TransferStatus
 from disbursement.services.monitoring import dashboard
 from disbursement.services.officers import users
@@ -176,8 +177,6 @@ def test_snapshot_after_a_cycle_matches_the_rows(live, officers, households_csv)
 
 
 def test_dashboard_refuses_a_user_without_a_dashboard_role(svc, officers):
-    from disbursement.db.models import User
-
     with svc.uow() as session:
         session.add(User(username="nobody", display_name="nobody", password_hash="x", roles=""))
         session.commit()
@@ -218,8 +217,6 @@ def test_portable_percentiles_equal_percentile_cont(samples):
 
 
 def test_an_open_breaker_shows_on_the_dashboard_and_in_metrics(svc, officers):
-    from disbursement.db.models.partners import PartnerBreaker
-
     with svc.uow() as session:
         session.add(PartnerBreaker(partner_code="CASHPLUS", state="open", consecutive_failures=5,
                                    opened_at=utcnow()))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from redis import Redis
 from sqlalchemy import create_engine
 
 from disbursement.bootstrap import build
@@ -101,8 +102,6 @@ def test_redis_unreachable_is_not_ready(pg_url, tmp_path):
 
 
 def test_ready_only_once_an_rq_worker_is_registered(pg_url, redis_url, tmp_path):
-    from redis import Redis
-
     Redis.from_url(redis_url).flushdb()
     settings = make_settings(tmp_path, pg_url, redis_url)
     svc, client = _client(settings)

@@ -8,12 +8,25 @@ import dataclasses
 import re
 import secrets
 import time
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pyotp
 
 from disbursement.bootstrap import Services
+from disbursement.db.bulk import reserve_ids, write_rows
+from disbursement.db.models import (
+    Batch,
+    Cycle,
+    Household,
+    PaymentInstruction,
+    RegistryImport,
+    Transfer,
+    utcnow,
+)
+from disbursement.db.models.console import HouseholdAccount
+from disbursement.domain.references import new_reference
 from disbursement.services.registry.generator import generate_households
 from disbursement.services.registry.schema import COLUMNS
 from disbursement.web.app import create_app
@@ -108,21 +121,6 @@ def build_batch(svc: Services, n: int, *, maker: str = "maker", shared_cin: int 
     `unusual` households were paid a tenth of today's amount in {year}-05, and
     `new_accounts` were paid in {year}-05 before their account was first seen.
     Returns the batch id."""
-    from datetime import timedelta
-
-    from disbursement.db.bulk import reserve_ids, write_rows
-    from disbursement.db.models import (
-        Batch,
-        Cycle,
-        Household,
-        PaymentInstruction,
-        RegistryImport,
-        Transfer,
-        utcnow,
-    )
-    from disbursement.db.models.console import HouseholdAccount
-    from disbursement.domain.references import new_reference
-
     now = utcnow()
     earlier = now - timedelta(days=30)
     amount = 50_000
