@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import time
 
 import httpx
 import pytest
@@ -19,8 +18,11 @@ from disbursement.db.models import Batch
 from disbursement.db.models.ledger import ReconException
 from disbursement.domain.money import format_units
 from disbursement.services.ledger import reports
+from disbursement.services.officers import users
+from reconciliation import reconcile
 from tests.browser.conftest import sign_in
 from tests.conftest import PASSWORD
+from tests.support.console import fresh_totp_code
 
 pytestmark = [pytest.mark.e2e]
 
@@ -47,9 +49,6 @@ def _batch_status(site, batch_id: int) -> str:
 def _reconcile(site, batch_id: int) -> None:
     """The released partner's settlement statement, reconciled (test setup:
     the exceptions pages belong to the reconciliation work)."""
-    from disbursement.services.officers import users
-    from reconciliation import reconcile
-
     with site.svc.uow() as session:
         partner = session.execute(select(Batch.partner_code).where(Batch.id == batch_id)).scalar_one()
         maker = users.actor_by_name(session, "amina.maker")
@@ -64,13 +63,6 @@ def _report_cells(site, kind: str) -> list[list[str]]:
     return [reports.COLUMNS] + [[kind, r.key, r.section, r.category, str(r.count),
                                  format_units(r.amount_centimes), format_units(r.fee_centimes)]
                                 for r in rows]
-
-
-def _fresh_totp_code(totp) -> str:
-    # Not in the last seconds of a step, so the code is still good on arrival.
-    while int(time.time()) % totp.interval > totp.interval - 5:
-        time.sleep(1)
-    return totp.now()
 
 
 def test_plan_submit_approve_dispatch_watch_and_search(site, chromium, shot):
@@ -112,7 +104,7 @@ def test_plan_submit_approve_dispatch_watch_and_search(site, chromium, shot):
     reference = approver.text_content("#sample tbody tr:first-child td:first-child").strip()
     shot(approver, "05-approver-review")
     approver.fill("form:has(#approve-batch) input[name=confirmation]",
-                  _fresh_totp_code(site.totp))
+                  fresh_totp_code(site.totp))
     approver.click("#approve-batch")
     approver.wait_for_selector("#batch-state:text('approved')")
     assert "confirmed by totp" in approver.text_content(".flash")

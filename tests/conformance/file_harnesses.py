@@ -4,7 +4,6 @@ and camt.054 in). Each runs its simulator as a process serving a real SFTP
 server; `inbound()` is what the connector collects from the partner's outbox."""
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,13 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from connectors.base import Connector, InboundUpdate, OutboundTransfer, PartnerStatus
+from connectors.file_exchange import FileExchangeConnector
 from connectors.iso20022.pain001 import Debtor
+from connectors.iso20022_bank import Iso20022BankConnector
 from connectors.sftp import SftpEndpoint
 from connectors.simulators.file_process import FileSimulatorProcess
 from disbursement.settings import SftpSecrets
 from reconciliation.readers.camt import read_camt054
 from tests.conformance.harness import Harness, unique_reference
 from tests.support.iso20022 import rib
+from tests.support.waiting import wait_until
 
 IDLE_WAIT_SECONDS = 20
 # The ISO bank's words for what it holds.
@@ -63,13 +65,8 @@ class FileSimulatorHarness:
 
     def _idle(self) -> dict[str, Any]:
         """The simulator's state once it has taken every complete inbox file."""
-        deadline = time.monotonic() + IDLE_WAIT_SECONDS
-        while time.monotonic() < deadline:
-            state = self.simulator.state()
-            if state["inbox_pending"] == 0:
-                return state
-            time.sleep(0.05)
-        raise AssertionError(f"{self.name}: inbox not picked up within {IDLE_WAIT_SECONDS}s")
+        return wait_until(lambda: (state := self.simulator.state())["inbox_pending"] == 0 and state,
+                          f"{self.name}: inbox picked up", timeout=IDLE_WAIT_SECONDS)
 
     def make_transfers(self, n: int, channel: str | None = None) -> list[OutboundTransfer]:
         return [self.transfer_factory(unique_reference(), index, channel or self.default_channel)
@@ -132,8 +129,6 @@ def _started(protocol: str, code: str, tmp_path: Path, *args: str) -> Iterator[F
 
 @contextmanager
 def sftp_csv_harness(tmp_path: Path) -> Iterator[Harness]:
-    from connectors.file_exchange import FileExchangeConnector
-
     with _started("sftp", "DAMANE", tmp_path) as sim:
         harness = FileSimulatorHarness(
             "sftp_csv", "DAMANE", "cash", sim, FileExchangeConnector, _cash_transfer,
@@ -147,8 +142,6 @@ def sftp_csv_harness(tmp_path: Path) -> Iterator[Harness]:
 
 @contextmanager
 def iso20022_harness(tmp_path: Path) -> Iterator[Harness]:
-    from connectors.iso20022_bank import Iso20022BankConnector
-
     debtor = Debtor("Programme Aide Sociale Directe", "230780000123450000001772")
     # One "paid" message per transfer, as the scenarios count them: the camt.054
     # booking (pain.002 carries acceptances and rejections).

@@ -2,7 +2,7 @@
 and the controls the shared scenarios need.
 
 Every protocol plugs in with one `Harness` implementation and one line in
-`HARNESSES` (at the bottom). The scenarios in `test_scenarios.py` then run
+`HARNESSES` (tests/conformance/conftest.py). The scenarios in `test_scenarios.py` then run
 against it unchanged.
 
 A harness provides:
@@ -49,8 +49,10 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from connectors.base import Connector, InboundUpdate, OutboundTransfer, PartnerStatus
+from connectors.rest import RestConnector
 from connectors.signing import MemoryNonces, SignatureError, request_target
 from connectors.simulators.rest_process import RestSimulatorProcess
+from connectors.wallet import WalletConnector
 
 _serial = itertools.count(1)
 
@@ -203,7 +205,8 @@ class HttpSimulatorHarness:
                 "partner_keys": {self.partner_code: (self.key_text.encode(),)}}
 
 
-def _rest_transfer(reference: str, index: int, channel: str) -> OutboundTransfer:
+def rest_transfer(reference: str, index: int, channel: str) -> OutboundTransfer:
+    """A transfer as the REST harness sends it (cash or bank, region 01)."""
     return OutboundTransfer(reference=reference, amount_centimes=50_000 + index * 100,
                             currency="MAD", channel=channel, beneficiary_name="Fatima Zahra",
                             national_id="BE123456", phone="+212612345678", account=None,
@@ -212,14 +215,12 @@ def _rest_transfer(reference: str, index: int, channel: str) -> OutboundTransfer
 
 @contextmanager
 def rest_harness(tmp_path: Path) -> Iterator[Harness]:
-    from connectors.rest import RestConnector
-
     code, key = "BARID", "conformance-rest-key"
     with callback_receiver() as receiver, RestSimulatorProcess.start(
             code, receiver.url, key, log_path=tmp_path / "rest-simulator.log") as simulator:
         harness = HttpSimulatorHarness(
             "rest", code, "cash", key, simulator, receiver,
-            lambda url, k, t: RestConnector(code, url, k, t), _rest_transfer)
+            lambda url, k, t: RestConnector(code, url, k, t), rest_transfer)
         try:
             yield harness
         finally:
@@ -235,8 +236,6 @@ def _wallet_transfer(reference: str, index: int, channel: str) -> OutboundTransf
 
 @contextmanager
 def wallet_harness(tmp_path: Path) -> Iterator[Harness]:
-    from connectors.wallet import WalletConnector
-
     code, key = "MWALLET", "conformance-wallet-key"
     with callback_receiver() as receiver, RestSimulatorProcess.start(
             code, receiver.url, key, log_path=tmp_path / "wallet-simulator.log",
@@ -254,19 +253,3 @@ def wallet_harness(tmp_path: Path) -> Iterator[Harness]:
 class HarnessSpec:
     name: str
     start: Callable[[Path], ContextManager[Harness]]
-
-
-# One line per protocol. The file-exchange and ISO 20022 harnesses go here too.
-HARNESSES: list[HarnessSpec] = [
-    HarnessSpec("rest", rest_harness),
-    HarnessSpec("wallet", wallet_harness),
-]
-
-
-def _file_harnesses() -> list[HarnessSpec]:
-    from tests.conformance.file_harnesses import iso20022_harness, sftp_csv_harness
-
-    return [HarnessSpec("sftp_csv", sftp_csv_harness), HarnessSpec("iso20022", iso20022_harness)]
-
-
-HARNESSES += _file_harnesses()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from connectors.base import OutboundTransfer
 from disbursement.bootstrap import Services
@@ -91,8 +91,6 @@ def statuses(svc: Services, references: Sequence[str]) -> dict[str, str]:
 
 def footprint(svc: Services) -> tuple:
     """Everything applying a partner message may change."""
-    from sqlalchemy import func
-
     with svc.uow() as session:
         return (session.execute(select(Transfer.reference, Transfer.status,
                                        Transfer.status_reason, Transfer.service_point)

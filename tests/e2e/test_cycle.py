@@ -18,24 +18,11 @@ from disbursement.db.models import OutboxItem, Transfer
 from disbursement.services.batches import approval as batches
 from disbursement.services.cycles import planning
 from disbursement.services.ledger import postings as ledger
-from disbursement.services.registry import importing as registry
 from reconciliation import reconcile
 from tests.conftest import PARTNER_KEYS, _truncate_all, create_officers, make_settings
+from tests.support.cycle import approve_all, import_and_plan
 
 pytestmark = pytest.mark.e2e
-
-
-def _import_and_plan(svc, officers, path):
-    with path.open("rb") as stream:
-        registry.import_households(svc, stream, path.name, officers.maker)
-    return planning.plan_cycle(svc, "asd", "2026-12", officers.maker)
-
-
-def _approve_all(svc, officers, plan):
-    for batch_id in plan.batches_created:
-        batches.submit(svc, batch_id, officers.maker)
-        if batches.approve(svc, batch_id, officers.approver).status != "approved":
-            batches.approve(svc, batch_id, officers.approver2)
 
 
 def _advance(live):
@@ -62,9 +49,9 @@ def _per_household_invariants(session):
 def test_cycle_twice_over_pays_once(live, officers, households_csv):
     svc = live.svc
     path = households_csv(600)
-    plan = _import_and_plan(svc, officers, path)
+    plan = import_and_plan(svc, officers, path)
     assert planning.plan_cycle(svc, "asd", "2026-12", officers.maker).instructions_created == 0
-    _approve_all(svc, officers, plan)
+    approve_all(svc, officers, plan)
     for batch_id in plan.batches_created:
         assert batches.release(svc, batch_id, officers.maker)  # first release enqueues
         assert batches.release(svc, batch_id, officers.maker) == []  # second changes nothing
@@ -88,8 +75,8 @@ def test_cycle_twice_over_pays_once(live, officers, households_csv):
 
 def test_cycle_reconciles_statement_faults(live, officers, households_csv):
     svc = live.svc
-    plan = _import_and_plan(svc, officers, households_csv(300))
-    _approve_all(svc, officers, plan)
+    plan = import_and_plan(svc, officers, households_csv(300))
+    approve_all(svc, officers, plan)
     for batch_id in plan.batches_created:
         batches.release(svc, batch_id, officers.maker)
     svc.queue.drain()
@@ -134,8 +121,8 @@ def test_cycle_on_postgresql_redis_and_an_rq_worker_process(pg_url, redis_url, t
                    "DISBURSE_DATA_KEY": base64.b64encode(settings.data_key).decode(),
                    **{f"PARTNER_{c}_HMAC_KEYS": k for c, k in PARTNER_KEYS.items()},
                    **{f"PARTNER_{c}_URL": u for c, u in sims.items()}}
-            plan = _import_and_plan(svc, officers, households_csv(500))
-            _approve_all(svc, officers, plan)
+            plan = import_and_plan(svc, officers, households_csv(500))
+            approve_all(svc, officers, plan)
             for batch_id in plan.batches_created:
                 batches.release(svc, batch_id, officers.maker)
             assert svc.queue.queue.count == len(plan.batches_created)  # waiting on Redis

@@ -7,7 +7,6 @@ import base64
 import os
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ from disbursement.demo import free_port
 from disbursement.jobs.queue import RQJobQueue
 from disbursement.services.ports import JobName
 from tests.conftest import PARTNER_KEYS, ROOT
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -52,20 +52,22 @@ def gunicorn(env: dict[str, str]):
         stderr=subprocess.PIPE, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + GUNICORN_READY_SECONDS
-        while True:
-            try:
-                httpx.get(f"{url}/readyz", timeout=2)
-                break
-            except httpx.HTTPError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("gunicorn did not come up: "
-                                       + proc.stderr.read().decode()[-2000:]) from None
-                time.sleep(0.2)
+        wait_until(lambda: _answers(proc, url), f"gunicorn answers {url}/readyz",
+                   timeout=GUNICORN_READY_SECONDS, interval=0.2)
         yield url
     finally:
         stop_gunicorn(proc)
         proc.stderr.close()
+
+
+def _answers(proc: subprocess.Popen, url: str) -> bool:
+    """Whether gunicorn answers yet; a gunicorn that exited never will."""
+    assert proc.poll() is None, "gunicorn exited: " + proc.stderr.read().decode()[-2000:]
+    try:
+        httpx.get(f"{url}/readyz", timeout=2)
+    except httpx.HTTPError:
+        return False
+    return True
 
 
 def _scrape(url: str) -> dict[tuple[str, tuple], float]:

@@ -13,18 +13,18 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import func, select
 
-from disbursement.db.models import LedgerPosting, OutboxItem, Transfer
+from disbursement.db.models import LedgerLine, LedgerPosting, OutboxItem, Transfer
 from disbursement.services.batches import approval as batches
 from disbursement.services.dispatch import chunks as dispatch
 from disbursement.services.ledger import postings as ledger
-from tests.e2e.test_dispatch_faults import (
+from tests.support.rest_partner import (
     PARTNER,
-    _approved_batch,
-    _outbox,
-    _sim,
-    _statuses,
-    _wait_until,
+    approved_batch,
+    call_simulator,
+    outbox_item,
+    transfer_statuses,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -33,9 +33,9 @@ def _assert_sound(live, batch_id: int, final: str) -> None:
     """Every transfer in `final`, held once by the partner, paid at most once,
     the ledger balanced."""
     svc = live.svc
-    statuses = _statuses(svc, batch_id)
+    statuses = transfer_statuses(svc, batch_id)
     assert set(statuses.values()) == {final}, statuses
-    state = _sim(live, "GET", "/_sim/state")
+    state = call_simulator(live, "GET", "/_sim/state")
     assert state["transfers"] == len(statuses)            # none lost
     assert state["conflicting_duplicates"] == 0
     with svc.uow() as session:
@@ -43,12 +43,10 @@ def _assert_sound(live, batch_id: int, final: str) -> None:
     # Paid once: the payments posted add up to exactly the transfers paid.
     posted, paid = _paid_posting_total(svc, batch_id)
     assert posted == paid
-    assert _outbox(svc, batch_id).status == "done"
+    assert outbox_item(svc, batch_id).status == "done"
 
 
 def _paid_posting_total(svc, batch_id: int) -> tuple[int, int]:
-    from disbursement.db.models import LedgerLine
-
     with svc.uow() as session:
         posted = session.execute(select(func.coalesce(func.sum(LedgerLine.amount_centimes), 0))
                                  .join(LedgerPosting, LedgerPosting.id == LedgerLine.posting_id)
@@ -61,13 +59,19 @@ def _paid_posting_total(svc, batch_id: int) -> tuple[int, int]:
     return int(posted), int(paid)
 
 
-def test_latency_slows_but_changes_nothing(live, officers, households_csv) -> None:
-    batch_id = _approved_batch(live.svc, officers, households_csv)
-    _sim(live, "POST", "/_sim/faults", {"latency_ms": 300})
-
+def _released_then_paid(live, officers, households_csv, faults: dict) -> int:
+    """PARTNER's batch released and dispatched under `faults`, then every
+    transfer paid by the partner; returns the batch id."""
+    batch_id = approved_batch(live.svc, officers, households_csv)
+    call_simulator(live, "POST", "/_sim/faults", faults)
     batches.release(live.svc, batch_id, officers.maker)
     live.svc.queue.drain()
-    _sim(live, "POST", "/_sim/advance", {"to": "paid"})
+    call_simulator(live, "POST", "/_sim/advance", {"to": "paid"})
+    return batch_id
+
+
+def test_latency_slows_but_changes_nothing(live, officers, households_csv) -> None:
+    batch_id = _released_then_paid(live, officers, households_csv, {"latency_ms": 300})
 
     _assert_sound(live, batch_id, "paid")
     posted, paid = _paid_posting_total(live.svc, batch_id)
@@ -101,34 +105,34 @@ def blackhole() -> Iterator[str]:
 @pytest.mark.live_settings(connector_timeout_seconds=0.5, breaker_failure_threshold=100)
 def test_a_connection_timeout_is_retried_then_sent_once(live, officers, households_csv) -> None:
     svc = live.svc
-    batch_id = _approved_batch(svc, officers, households_csv)
+    batch_id = approved_batch(svc, officers, households_csv)
     with blackhole() as unreachable:
         # Services (and their job queue) that see the partner through a cut network.
         cut_off = svc.with_partner_urls({PARTNER: unreachable})
         batches.release(cut_off, batch_id, officers.maker)
-        item = _wait_until(lambda: (i := _outbox(svc, batch_id)).attempts >= 1 and i,
+        item = wait_until(lambda: (i := outbox_item(svc, batch_id)).attempts >= 1 and i,
                            "a failed attempt")
         assert "partner unreachable (ConnectTimeout" in item.last_error
-        assert set(_statuses(svc, batch_id).values()) == {"queued"}
+        assert set(transfer_statuses(svc, batch_id).values()) == {"queued"}
     cut_off.queue.drain()               # the job's own retries never get through...
-    assert set(_statuses(svc, batch_id).values()) == {"queued"}
+    assert set(transfer_statuses(svc, batch_id).values()) == {"queued"}
     dispatch.sweep(svc, include_not_due=True)   # ...the network is back: the sweeper's
     svc.queue.drain()                           # copy, on the services that reach it, sends
-    _sim(live, "POST", "/_sim/advance", {"to": "paid"})
+    call_simulator(live, "POST", "/_sim/advance", {"to": "paid"})
 
     _assert_sound(live, batch_id, "paid")
-    assert _sim(live, "GET", "/_sim/state")["duplicate_sends"] == 0
+    assert call_simulator(live, "GET", "/_sim/state")["duplicate_sends"] == 0
 
 
 def test_duplicate_callbacks_pay_once(live, officers, households_csv) -> None:
-    batch_id = _approved_batch(live.svc, officers, households_csv)
-    _sim(live, "POST", "/_sim/faults", {"duplicate_callbacks": True})
+    batch_id = approved_batch(live.svc, officers, households_csv)
+    call_simulator(live, "POST", "/_sim/faults", {"duplicate_callbacks": True})
     batches.release(live.svc, batch_id, officers.maker)
     live.svc.queue.drain()
 
-    answer = _sim(live, "POST", "/_sim/advance", {"to": "paid"})
+    answer = call_simulator(live, "POST", "/_sim/advance", {"to": "paid"})
 
-    assert _sim(live, "GET", "/_sim/state")["callback_requests"] == 2 * (
+    assert call_simulator(live, "GET", "/_sim/state")["callback_requests"] == 2 * (
         -(-answer["delivered"] // 500))
     _assert_sound(live, batch_id, "paid")
     posted, paid = _paid_posting_total(live.svc, batch_id)
@@ -136,12 +140,8 @@ def test_duplicate_callbacks_pay_once(live, officers, households_csv) -> None:
 
 
 def test_out_of_order_callbacks_end_paid(live, officers, households_csv) -> None:
-    batch_id = _approved_batch(live.svc, officers, households_csv)
-    _sim(live, "POST", "/_sim/faults", {"out_of_order_callbacks": True})
-    batches.release(live.svc, batch_id, officers.maker)
-    live.svc.queue.drain()
-
-    _sim(live, "POST", "/_sim/advance", {"to": "paid"})
+    batch_id = _released_then_paid(live, officers, households_csv,
+                                   {"out_of_order_callbacks": True})
 
     _assert_sound(live, batch_id, "paid")
     posted, paid = _paid_posting_total(live.svc, batch_id)
@@ -150,14 +150,14 @@ def test_out_of_order_callbacks_end_paid(live, officers, households_csv) -> None
 
 def test_uncollected_transfers_expire_and_stay_outstanding(live, officers,
                                                           households_csv) -> None:
-    batch_id = _approved_batch(live.svc, officers, households_csv)
-    _sim(live, "POST", "/_sim/faults", {"uncollected_rate": 1})
+    batch_id = approved_batch(live.svc, officers, households_csv)
+    call_simulator(live, "POST", "/_sim/faults", {"uncollected_rate": 1})
     batches.release(live.svc, batch_id, officers.maker)
     live.svc.queue.drain()
 
-    first = _sim(live, "POST", "/_sim/advance", {})
-    assert set(_statuses(live.svc, batch_id).values()) == {"available"}
-    second = _sim(live, "POST", "/_sim/advance", {})
+    first = call_simulator(live, "POST", "/_sim/advance", {})
+    assert set(transfer_statuses(live.svc, batch_id).values()) == {"available"}
+    second = call_simulator(live, "POST", "/_sim/advance", {})
 
     assert list(first["by_status"]) == ["available"] and list(second["by_status"]) == ["expired"]
     _assert_sound(live, batch_id, "expired")
@@ -169,9 +169,9 @@ def test_uncollected_transfers_expire_and_stay_outstanding(live, officers,
 
 def test_rejections_with_reason_codes_reach_the_transfers(live, officers,
                                                           households_csv) -> None:
-    batch_id = _approved_batch(live.svc, officers, households_csv)
-    count = len(_statuses(live.svc, batch_id))
-    _sim(live, "POST", "/_sim/reject-next", {"reason_code": "AC04", "count": count})
+    batch_id = approved_batch(live.svc, officers, households_csv)
+    count = len(transfer_statuses(live.svc, batch_id))
+    call_simulator(live, "POST", "/_sim/reject-next", {"reason_code": "AC04", "count": count})
     batches.release(live.svc, batch_id, officers.maker)
     live.svc.queue.drain()
 

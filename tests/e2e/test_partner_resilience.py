@@ -22,7 +22,12 @@ from disbursement.services.dispatch import chunks as dispatch
 from disbursement.services.dispatch.partner_health import breaker_state, open_partners
 from disbursement.services.ledger import postings as ledger
 from disbursement.web.app import create_app
-from tests.conformance.harness import rest_harness, wallet_harness
+from tests.conformance.harness import (
+    rest_harness,
+    rest_transfer,
+    unique_reference,
+    wallet_harness,
+)
 from tests.conformance.ours import outbox_item, seed_transfers, statuses
 from tests.conftest import create_officers
 
@@ -245,9 +250,8 @@ def test_cancel_through_the_api(pg_svc, tmp_path) -> None:
 
 def test_reissue_goes_to_another_partner_and_never_makes_two_live_attempts(pg_svc) -> None:
     officers = create_officers(pg_svc)
-    from tests.conformance.harness import _rest_transfer, unique_reference
 
-    rejected = _rest_transfer(unique_reference(), 0, "cash")          # region 01
+    rejected = rest_transfer(unique_reference(), 0, "cash")          # region 01
     seed_transfers(pg_svc, "BARID", [rejected], status="sent")
     with pg_svc.uow() as session:
         session.execute(update(Transfer).values(status="rejected",

@@ -13,7 +13,7 @@ from connectors.base import PartnerStatus as P
 from connectors.signing import sign
 from connectors.simulators.rest_process import RestSimulatorProcess
 from disbursement.demo import api_server
-from tests.conformance.harness import _rest_transfer, unique_reference
+from tests.conformance.harness import rest_transfer, unique_reference
 from tests.conformance.ours import seed_transfers, statuses
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +30,7 @@ def _with_keys(svc, *keys: str, url: str | None = None):
 
 
 def test_a_key_rotation_end_to_end(pg_svc, tmp_path) -> None:
-    transfers = [_rest_transfer(unique_reference(), i, "cash") for i in range(4)]
+    transfers = [rest_transfer(unique_reference(), i, "cash") for i in range(4)]
     refs = [t.reference for t in transfers]
     seed_transfers(pg_svc, PARTNER, transfers, status="sent")
     overlap = _with_keys(pg_svc, NEW, OLD)               # we sign with NEW, accept both
@@ -66,7 +66,7 @@ def test_a_key_rotation_end_to_end(pg_svc, tmp_path) -> None:
 
 
 def test_a_replayed_callback_is_refused(pg_svc) -> None:
-    transfer = _rest_transfer(unique_reference(), 0, "cash")
+    transfer = rest_transfer(unique_reference(), 0, "cash")
     seed_transfers(pg_svc, PARTNER, [transfer], status="sent")
     svc = _with_keys(pg_svc, NEW)
     body = json.dumps([{"event_id": "E-1", "reference": transfer.reference,

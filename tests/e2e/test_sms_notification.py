@@ -25,13 +25,11 @@ from disbursement.demo import _read_line_within
 from disbursement.demo_points import load_demo_points
 from disbursement.domain.withdrawal import verify, withdrawal_code
 from disbursement.jobs import tasks
-from disbursement.services.batches import approval as batches
-from disbursement.services.cycles import planning
 from disbursement.services.cycles.routing import explain
 from disbursement.services.dispatch import chunks as dispatch
-from disbursement.services.registry import importing as registry
 from disbursement.services.tracking.queries import transfer_view
 from tests.conftest import create_officers
+from tests.support.cycle import import_and_plan, release_all
 
 pytestmark = pytest.mark.e2e
 SMS_KEY = "sms-gateway-test-key"
@@ -56,15 +54,8 @@ def sms_gateway(*flags: str) -> Iterator[str]:
 def run_cycle(svc, tmp_path, households_csv, n: int):
     officers = create_officers(svc)
     load_demo_points(svc, officers.maker)
-    with households_csv(n).open("rb") as stream:
-        registry.import_households(svc, stream, "extract.csv", officers.maker)
-    plan = planning.plan_cycle(svc, "asd", "2026-12", officers.maker)
-    for batch_id in plan.batches_created:
-        batches.submit(svc, batch_id, officers.maker)
-        if batches.approve(svc, batch_id, officers.approver).status != "approved":
-            batches.approve(svc, batch_id, officers.approver2)
-        batches.release(svc, batch_id, officers.maker)
-    svc.queue.drain()
+    plan = import_and_plan(svc, officers, households_csv(n))
+    release_all(svc, officers, plan)
     return plan
 
 

@@ -25,8 +25,8 @@ from disbursement.db.models import (
 )
 from disbursement.domain.states import Role
 from disbursement.services.officers import audit, users
-from disbursement.web.app import create_app
 from tests.conftest import PASSWORD
+from tests.support.api import Api
 
 pytestmark = pytest.mark.integration
 
@@ -35,41 +35,6 @@ PROGRAM, PERIOD = "asd", "2026-12"
 
 def _error(code: str, message: str, details=None) -> dict:
     return {"error": {"code": code, "message": message, "details": details}}
-
-
-class Api:
-    """The test client plus one bearer token per officer."""
-
-    def __init__(self, svc) -> None:
-        self.svc = svc
-        self.client = create_app(services=svc).test_client()
-        self._tokens: dict[str, str] = {}
-
-    def token(self, username: str) -> str:
-        # Issued by the service directly: an argon2 check per officer per test
-        # would cost more than the rest of the test (the endpoint has its own).
-        if username not in self._tokens:
-            with self.svc.uow() as session:
-                actor = users.actor_by_name(session, username)
-                self._tokens[username] = users.issue_token(session, actor,
-                                                           self.svc.settings.token_ttl_seconds)
-                session.commit()
-        return self._tokens[username]
-
-    def call(self, method: str, path: str, as_user: str, **kwargs):
-        headers = {"Authorization": f"Bearer {self.token(as_user)}"}
-        return self.client.open(path, method=method, headers=headers, **kwargs)
-
-    def upload(self, path, as_user: str = "maker", **form):
-        with path.open("rb") as stream:
-            return self.call("POST", "/api/v1/registry/imports", as_user,
-                             data={"file": (stream, path.name), **form})
-
-    def plan(self, as_user: str = "maker"):
-        return self.call("POST", "/api/v1/cycles", as_user, json={"program": PROGRAM, "period": PERIOD})
-
-    def batch(self, batch_id: int, action: str, as_user: str, **kwargs):
-        return self.call("POST", f"/api/v1/batches/{batch_id}/{action}", as_user, **kwargs)
 
 
 @pytest.fixture

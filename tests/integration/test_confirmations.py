@@ -43,6 +43,7 @@ def sent(svc, officers, households_csv) -> dict[str, list[str]]:
     with path.open("rb") as stream:
         registry.import_households(svc, stream, path.name, officers.maker)
     plan = planning.plan_cycle(svc, "asd", "2026-12", officers.maker)
+    assert plan.batches_created
     for batch_id in plan.batches_created:
         batches.submit(svc, batch_id, officers.maker)
         assert batches.approve(svc, batch_id, officers.approver).status == "approved"

@@ -2,8 +2,6 @@
 PostgreSQL through the app's own request handling."""
 from __future__ import annotations
 
-import time
-
 import pyotp
 import pytest
 from sqlalchemy import select
@@ -16,7 +14,13 @@ from disbursement.services.officers import sign_in as officers
 from disbursement.services.officers import users
 from disbursement.services.registry import importing as registry
 from tests.conftest import PASSWORD
-from tests.support.console import Officer, console_app, eligible_rows, write_extract
+from tests.support.console import (
+    Officer,
+    console_app,
+    eligible_rows,
+    fresh_totp_code,
+    write_extract,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -149,9 +153,7 @@ def test_a_totp_code_confirms_one_decision_only(app, pg_svc, people, submitted_b
     officer = Officer(app)
     officer.login("approver", PASSWORD)
     # A fresh step so both posts below fall in the same 30-second window.
-    while int(time.time()) % 30 > 25:
-        time.sleep(1)
-    code = totp.now()
+    code = fresh_totp_code(totp)
     first, second = submitted_batches[:2]
     officer.get(f"/console/batches/{first}")
     assert officer.post(f"/console/batches/{first}/approve", {"confirmation": code}).status_code == 303

@@ -22,9 +22,9 @@ from disbursement.services.officers import users
 from disbursement.services.tracking import confirmations
 from reconciliation import exceptions, reconcile
 from tests.conftest import PASSWORD, create_officers
-from tests.integration.test_console_review import counted
 from tests.support.console import Officer, console_app
 from tests.support.recon_world import build_world, csv_statement
+from tests.support.statements import counted
 
 pytestmark = pytest.mark.integration
 PARTNER = "BARID"

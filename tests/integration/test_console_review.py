@@ -3,15 +3,14 @@ of SQL statements whatever the batch size (no N+1) on real PostgreSQL."""
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event
 
 from disbursement.domain.states import Role
 from disbursement.services.officers import users
 from tests.conftest import PASSWORD
 from tests.support.console import Officer, build_batch, console_app
+from tests.support.statements import counted
 
 pytestmark = pytest.mark.integration
 
@@ -29,20 +28,6 @@ def signed_in_approver(svc) -> Officer:
     officer = Officer(console_app(svc))
     assert officer.login("approver", PASSWORD).status_code == 303
     return officer
-
-
-@contextmanager
-def counted(engine):
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def _flag(page: str, kind: str) -> int:

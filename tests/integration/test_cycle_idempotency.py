@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 
 from disbursement.db.models import PaymentInstruction, Transfer
 from disbursement.services.cycles import planning
@@ -34,8 +35,6 @@ def test_planning_twice_creates_nothing_new(svc, officers, households_csv):
 
 def test_database_refuses_a_second_instruction(svc, officers, households_csv):
     """The unique constraint, not the planner, is the guarantee."""
-    from sqlalchemy.exc import IntegrityError
-
     _import(svc, households_csv(20), officers.maker)
     planning.plan_cycle(svc, "asd", "2026-12", officers.maker)
     with svc.uow() as session:
@@ -49,8 +48,6 @@ def test_database_refuses_a_second_instruction(svc, officers, households_csv):
 
 
 def test_database_refuses_two_live_attempts(svc, officers, households_csv):
-    from sqlalchemy.exc import IntegrityError
-
     _import(svc, households_csv(20), officers.maker)
     planning.plan_cycle(svc, "asd", "2026-12", officers.maker)
     with svc.uow() as session:

@@ -14,19 +14,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import Column, Float, MetaData, String, Table, create_engine, event, insert, select
+from sqlalchemy import Column, Float, MetaData, String, Table, create_engine, insert, select
 from sqlalchemy.orm import Session
 
-from disbursement.db.models import Transfer, TransferEvent, as_utc, utcnow
+from disbursement.db.models import Transfer, TransferEvent, User, as_utc, utcnow
 from disbursement.db.models.ledger import ReconException
+from disbursement.db.models.partners import PartnerBreaker
 from disbursement.domain.states import TransferStatus
-from disbursement.services.batches import approval as batches
-from disbursement.services.cycles import planning
 from disbursement.services.monitoring import dashboard
 from disbursement.services.officers import users
-from disbursement.services.registry import importing as registry
 from disbursement.web.app import create_app
 from reconciliation import reconcile
+from tests.support.cycle import import_and_plan, release_all
+from tests.support.statements import counted
 
 pytestmark = pytest.mark.integration
 
@@ -42,16 +42,7 @@ def percentile_cont(values: list[float], p: float) -> float:
 
 def _run_cycle(live, officers, households_csv):
     svc = live.svc
-    path = households_csv(240)
-    with path.open("rb") as stream:
-        registry.import_households(svc, stream, path.name, officers.maker)
-    plan = planning.plan_cycle(svc, "asd", "2026-12", officers.maker)
-    for batch_id in plan.batches_created:
-        batches.submit(svc, batch_id, officers.maker)
-        if batches.approve(svc, batch_id, officers.approver).status != "approved":
-            batches.approve(svc, batch_id, officers.approver2)
-        batches.release(svc, batch_id, officers.maker)
-    svc.queue.drain()
+    release_all(svc, officers, import_and_plan(svc, officers, households_csv(240)))
     with httpx.Client(timeout=60) as client:
         for url in live.sims.values():
             client.post(f"{url}/_sim/advance", json={}).raise_for_status()
@@ -59,20 +50,6 @@ def _run_cycle(live, officers, households_csv):
             "statement_extra_lines": 1, "statement_altered_lines": 1}).raise_for_status()
     statement = svc.connector("BARID").fetch_statement()
     reconcile.reconcile(svc, "BARID", io.BytesIO(statement), "barid.csv", officers.maker)
-
-
-def _count_queries(engine, fn):
-    statements = []
-
-    def record(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        result = fn()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return result, len(statements)
 
 
 def _latency_counts(partners) -> dict[str, float]:
@@ -118,16 +95,17 @@ def _expected(session: Session):
 def test_snapshot_after_a_cycle_matches_the_rows(live, officers, households_csv):
     svc = live.svc
     with svc.uow() as session:
-        empty, queries_when_empty = _count_queries(svc.engine, lambda: dashboard.snapshot(session))
+        with counted(svc.engine) as statements_when_empty:
+            empty = dashboard.snapshot(session)
     assert set(empty["transfers_by_state"]) == {s.value for s in TransferStatus}
     assert sum(empty["transfers_by_state"].values()) == 0
     latency_before = _latency_counts(svc.partners)
     _run_cycle(live, officers, households_csv)
     with svc.uow() as session:
-        snap, queries = _count_queries(svc.engine, lambda: dashboard.snapshot(
-            session, partners=svc.partners.keys()))
+        with counted(svc.engine) as statements:
+            snap = dashboard.snapshot(session, partners=svc.partners.keys())
         by_state, events_by_state, paid, latencies, rejected, exceptions = _expected(session)
-    assert queries == queries_when_empty  # bounded, whatever the data
+    assert len(statements) == len(statements_when_empty)  # bounded, whatever the data
     assert snap["transfers_by_state"] == {s.value: by_state.get(s.value, 0) for s in TransferStatus}
     assert by_state["paid"] > 0 and by_state["available"] > 0
     hourly = Counter()
@@ -136,10 +114,12 @@ def test_snapshot_after_a_cycle_matches_the_rows(live, officers, households_csv)
     assert hourly == events_by_state
     assert {r["partner"]: (r["count"], r["amount_centimes"]) for r in snap["paid_by_partner"]} == \
         {p: tuple(v) for p, v in paid.items()}
+    assert snap["paid_by_partner"]
     for row in snap["paid_by_partner"]:
         units, cents = divmod(row["amount_centimes"], 100)
         assert row["amount"] == f"{units}.{cents:02d}" and row["currency"] == "MAD"
     assert {r["partner"] for r in snap["confirmation_latency"]} == set(latencies)
+    assert latencies
     for row in snap["confirmation_latency"]:
         values = latencies[row["partner"]]
         assert row["samples"] == len(values)
@@ -165,7 +145,7 @@ def test_snapshot_after_a_cycle_matches_the_rows(live, officers, households_csv)
         later = dashboard.snapshot(session, utcnow() + timedelta(hours=25))
     assert later["transfers_by_state"] == snap["transfers_by_state"]
     assert later["transfers_by_state_hourly"] == [] and later["confirmation_latency"] == []
-    assert all(r["rejected"] == 0 for r in later["errors"])
+    assert later["errors"] and all(r["rejected"] == 0 for r in later["errors"])
 
     client = create_app(services=svc).test_client()
     assert client.get("/api/v1/dashboard").status_code == 401
@@ -184,19 +164,19 @@ def test_snapshot_after_a_cycle_matches_the_rows(live, officers, households_csv)
                text_string_to_metric_families(client.get("/metrics").get_data(as_text=True))
                for s in family.samples}
     per_partner = _expected_per_partner(svc)
+    assert per_partner
     for (partner, state), count in per_partner.items():
         assert scraped[("disburse_transfers", (("partner", partner), ("state", state)))] == count
     for row in snap["paid_by_partner"]:
         assert scraped[("disburse_paid_amount_centimes_total",
                         (("currency", row["currency"]), ("partner", row["partner"])))] == \
             row["amount_centimes"]
+    assert snap["exceptions_by_type"]
     for outcome, count in snap["exceptions_by_type"].items():
         assert scraped[("disburse_recon_exceptions", (("outcome", outcome),))] == count
 
 
 def test_dashboard_refuses_a_user_without_a_dashboard_role(svc, officers):
-    from disbursement.db.models import User
-
     with svc.uow() as session:
         session.add(User(username="nobody", display_name="nobody", password_hash="x", roles=""))
         session.commit()
@@ -237,8 +217,6 @@ def test_portable_percentiles_equal_percentile_cont(samples):
 
 
 def test_an_open_breaker_shows_on_the_dashboard_and_in_metrics(svc, officers):
-    from disbursement.db.models.partners import PartnerBreaker
-
     with svc.uow() as session:
         session.add(PartnerBreaker(partner_code="CASHPLUS", state="open", consecutive_failures=5,
                                    opened_at=utcnow()))

@@ -16,9 +16,9 @@ from disbursement.domain.states import Role
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.officers import users
 from disbursement.services.tracking import confirmations
-from disbursement.web.app import create_app
 from reconciliation import exceptions, expiry, reconcile, returns
 from tests.conftest import PARTNER_KEYS
+from tests.support.api import Api
 from tests.support.recon_world import build_world, csv_statement
 
 pytestmark = pytest.mark.integration
@@ -33,26 +33,6 @@ def world(svc, officers, households_csv, redis_url):
                           [Role.AUDITOR])
         session.commit()
     return built
-
-
-class Api:
-    def __init__(self, svc) -> None:
-        self.svc, self.client, self.tokens = svc, create_app(services=svc).test_client(), {}
-
-    def call(self, method: str, path: str, as_user: str, **kwargs):
-        if as_user not in self.tokens:
-            with self.svc.uow() as session:
-                self.tokens[as_user] = users.issue_token(
-                    session, users.actor_by_name(session, as_user), 3600)
-                session.commit()
-        return self.client.open(path, method=method,
-                                headers={"Authorization": f"Bearer {self.tokens[as_user]}"}, **kwargs)
-
-    def signed(self, path: str, payload, partner: str = PARTNER):
-        body = json.dumps(payload).encode()
-        headers = signing.sign(PARTNER_KEYS[partner].encode(), body, method="POST", target=path)
-        return self.client.post(path, data=body, headers={"Content-Type": "application/json",
-                                                          **headers})
 
 
 def _confirm(svc, refs, status):

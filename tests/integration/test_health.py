@@ -7,9 +7,9 @@ import base64
 import os
 import subprocess
 import sys
-import time
 
 import pytest
+from redis import Redis
 from sqlalchemy import create_engine
 
 from disbursement.bootstrap import build
@@ -17,6 +17,7 @@ from disbursement.db.migrate import upgrade
 from disbursement.demo import free_port
 from disbursement.web.app import create_app
 from tests.conftest import PARTNER_KEYS, ROOT, make_settings
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +31,14 @@ def _client(settings):
 
 def _failed(body) -> set[str]:
     return {name for name, check in body["checks"].items() if not check["ok"]}
+
+
+def _ready_once_registered(client, worker: subprocess.Popen):
+    """The readiness answer if it is 200; None while the worker has not
+    registered yet. A worker that exited will never register."""
+    assert worker.poll() is None, "the worker exited"
+    ready = client.get("/readyz")
+    return ready if ready.status_code == 200 else None
 
 
 def test_embedded_mode_is_ready_with_jobs_in_process(sqlite_svc):
@@ -93,8 +102,6 @@ def test_redis_unreachable_is_not_ready(pg_url, tmp_path):
 
 
 def test_ready_only_once_an_rq_worker_is_registered(pg_url, redis_url, tmp_path):
-    from redis import Redis
-
     Redis.from_url(redis_url).flushdb()
     settings = make_settings(tmp_path, pg_url, redis_url)
     svc, client = _client(settings)
@@ -112,11 +119,9 @@ def test_ready_only_once_an_rq_worker_is_registered(pg_url, redis_url, tmp_path)
         worker = subprocess.Popen([sys.executable, "-m", "disbursement.cli", "worker"], env=env,
                                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + WORKER_REGISTERED_SECONDS
-            while (ready := client.get("/readyz")).status_code != 200:
-                assert worker.poll() is None, "the worker exited"
-                assert time.monotonic() < deadline, ready.get_json()
-                time.sleep(0.2)
+            ready = wait_until(lambda: _ready_once_registered(client, worker),
+                               "/readyz answers 200 once the worker registers",
+                               timeout=WORKER_REGISTERED_SECONDS)
             assert ready.get_json()["checks"]["workers"] == {
                 "ok": True, "detail": "1 RQ worker(s) registered"}
         finally:

@@ -105,7 +105,9 @@ def test_dashboard_draws_what_monitors_watch():
 
 
 def test_metric_names_and_labels_follow_conventions():
-    for family in _families():
+    families = list(_families())
+    assert families
+    for family in families:
         assert re.fullmatch(r"disburse_[a-z0-9_]+", family.name), family.name
         if family.type == "histogram":
             assert family.name.endswith("_seconds"), family.name

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from disbursement.db.models import LedgerLine, ReconItem, Statement, Transfer, utcnow
 from disbursement.db.models.ledger import Arrears, FundReturn, ReconException
+from disbursement.domain.statements import StatementError
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.tracking import confirmations
 from reconciliation import exceptions, expiry, reconcile, returns
@@ -167,8 +168,6 @@ def test_the_same_statement_twice_changes_nothing(world, officers):
 
 
 def test_a_bad_line_refuses_the_whole_statement(world, officers):
-    from disbursement.domain.statements import StatementError
-
     svc, r = world.svc, world.refs[PARTNER]
     _confirm(world, r[:1], "paid")
     body = csv_statement([(r[0], world.transfer(r[0]).amount_centimes)]).getvalue()
@@ -182,7 +181,5 @@ def test_a_bad_line_refuses_the_whole_statement(world, officers):
 
 
 def test_unknown_format_is_refused_by_name(world, officers):
-    from disbursement.domain.statements import StatementError
-
     with pytest.raises(StatementError, match="unknown statement format 'pdf'"):
         reconcile.reconcile(world.svc, PARTNER, csv_statement([]), "x.pdf", officers.maker, "pdf")

@@ -16,6 +16,7 @@ from connectors.iso20022.camt_writer import (
     AccountReport,
     BookedEntry,
     BookedTransaction,
+    closing_balance,
     write_camt053,
     write_camt054,
 )
@@ -26,6 +27,8 @@ from disbursement.domain.statements import EntryKind
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.tracking import confirmations
 from reconciliation import reconcile
+from tests.conftest import create_officers
+from tests.support.api import Api
 from tests.support.recon_world import build_world, csv_statement
 
 pytestmark = pytest.mark.integration
@@ -38,8 +41,6 @@ ACCOUNT = "011780000012345678901234"
 
 @pytest.fixture
 def world(pg_svc, households_csv, redis_url):
-    from tests.conftest import create_officers
-
     officers = create_officers(pg_svc)
     built = build_world(pg_svc, officers, households_csv, redis_url)
     built.officers = officers
@@ -59,8 +60,6 @@ def _camt(writer, lines, balances: bool, closing_off: int = 0) -> io.BytesIO:
     report = AccountReport("STMT-1", ACCOUNT, "MAD", entries, VALUE_DATE, VALUE_DATE,
                            OPENING if balances else None)
     if balances and closing_off:
-        from connectors.iso20022.camt_writer import closing_balance
-
         report = AccountReport("STMT-1", ACCOUNT, "MAD", entries, VALUE_DATE, VALUE_DATE, OPENING,
                                closing_balance(report) + closing_off)
     out = io.BytesIO()
@@ -161,8 +160,6 @@ def test_statement_whose_balances_do_not_add_up_is_an_exception(world, format_na
 
 
 def test_statement_upload_over_the_api_names_its_format(world):
-    from tests.integration.test_exceptions_and_returns import Api
-
     svc, r = world.svc, world.refs[PARTNER]
     _confirm(svc, r[:2], "paid")
     lines = [(ref, world.transfer(ref).amount_centimes, "MAD", EntryKind.PAYMENT) for ref in r[:2]]

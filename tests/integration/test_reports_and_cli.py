@@ -15,6 +15,7 @@ from datetime import date
 
 import pytest
 from openpyxl import load_workbook
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from disbursement.db.models import Cycle, Household, PaymentInstruction, Transfer, as_utc
@@ -25,7 +26,8 @@ from disbursement.services.ledger import reports
 from disbursement.services.tracking import confirmations
 from reconciliation import reconcile
 from reconciliation.matcher import ageing_bucket
-from tests.conftest import PARTNER_KEYS
+from tests.conftest import PARTNER_KEYS, create_officers
+from tests.support.api import Api
 from tests.support.recon_world import PERIOD, PROGRAM, build_world, csv_statement
 
 pytestmark = pytest.mark.integration
@@ -34,8 +36,6 @@ AS_OF = date(2027, 1, 20)
 
 @pytest.fixture
 def world(pg_svc, households_csv, redis_url):
-    from tests.conftest import create_officers
-
     officers = create_officers(pg_svc)
     built = build_world(pg_svc, officers, households_csv, redis_url, households=80)
     refs = built.refs["BARID"]
@@ -115,8 +115,6 @@ def test_csv_xlsx_and_json_figures_equal_the_database_sums(world, kind):
 
 
 def test_reports_over_the_api_in_each_format(world):
-    from tests.integration.test_exceptions_and_returns import Api
-
     api = Api(world.svc)
     with world.svc.uow() as session:
         cycle_id = session.execute(select(Cycle.id)).scalar_one()
@@ -159,8 +157,6 @@ def test_ledger_check_command_passes_then_names_a_difference(world, tmp_path):
 
 
 def test_ledger_check_sets_the_gauges(world):
-    from prometheus_client import REGISTRY
-
     svc = world.svc
     with svc.uow() as session:
         assert ledger.check(session).balanced

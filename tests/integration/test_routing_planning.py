@@ -19,10 +19,12 @@ from disbursement.bootstrap import Services
 from disbursement.db.models import Batch, Household, PaymentInstruction, Transfer
 from disbursement.db.models.routing import ServicePoint
 from disbursement.services.cycles import planning, service_points
+from disbursement.services.officers import users
 from disbursement.services.registry import importing as registry
 from disbursement.services.registry.generator import generate_households
 from disbursement.services.registry.schema import COLUMNS as HOUSEHOLD_COLUMNS
 from tests.conftest import create_officers
+from tests.support.api import Api
 
 pytestmark = pytest.mark.integration
 
@@ -199,8 +201,6 @@ def test_service_point_file_is_upserted_and_a_bad_file_changes_nothing(pg_svc):
 
 
 def test_service_point_api_upload_and_load(pg_svc, tmp_path):
-    from tests.integration.test_api import Api
-
     create_officers(pg_svc)
     api = Api(pg_svc)
     good = api.call("POST", "/api/v1/service-points", "maker",
@@ -233,7 +233,5 @@ def test_service_point_api_upload_and_load(pg_svc, tmp_path):
 
 
 def create_officers_maker(svc: Services):
-    from disbursement.services.officers import users
-
     with svc.uow() as session:
         return users.actor_by_name(session, "maker")

@@ -1,20 +1,40 @@
 """Helpers for console tests: an app with a session secret, a browser-like
-client that carries the CSRF token, and a registry extract to edit."""
+client that carries the CSRF token, a registry extract to edit, and a second
+factor's code that is still good when it arrives."""
 from __future__ import annotations
 
 import csv
 import dataclasses
 import re
 import secrets
+import time
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pyotp
+
 from disbursement.bootstrap import Services
+from disbursement.db.bulk import reserve_ids, write_rows
+from disbursement.db.models import (
+    Batch,
+    Cycle,
+    Household,
+    PaymentInstruction,
+    RegistryImport,
+    Transfer,
+    utcnow,
+)
+from disbursement.db.models.console import HouseholdAccount
+from disbursement.domain.references import new_reference
 from disbursement.services.registry.generator import generate_households
 from disbursement.services.registry.schema import COLUMNS
 from disbursement.web.app import create_app
+from tests.support.waiting import wait_until
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+# A code read this many seconds before its step ends may be stale on arrival.
+TOTP_MARGIN_SECONDS = 5
 
 
 def console_services(svc: Services) -> Services:
@@ -101,21 +121,6 @@ def build_batch(svc: Services, n: int, *, maker: str = "maker", shared_cin: int 
     `unusual` households were paid a tenth of today's amount in {year}-05, and
     `new_accounts` were paid in {year}-05 before their account was first seen.
     Returns the batch id."""
-    from datetime import timedelta
-
-    from disbursement.db.bulk import reserve_ids, write_rows
-    from disbursement.db.models import (
-        Batch,
-        Cycle,
-        Household,
-        PaymentInstruction,
-        RegistryImport,
-        Transfer,
-        utcnow,
-    )
-    from disbursement.db.models.console import HouseholdAccount
-    from disbursement.domain.references import new_reference
-
     now = utcnow()
     earlier = now - timedelta(days=30)
     amount = 50_000
@@ -176,3 +181,11 @@ def build_batch(svc: Services, n: int, *, maker: str = "maker", shared_cin: int 
                     for k, (tid, iid) in enumerate(zip(transfer_ids, instruction_ids))])
         session.commit()
         return batch.id
+
+
+def fresh_totp_code(totp: pyotp.TOTP) -> str:
+    """The current code, read early enough in its step that a few requests
+    made with it all fall in the same step."""
+    wait_until(lambda: time.time() % totp.interval <= totp.interval - TOTP_MARGIN_SECONDS,
+               "a fresh TOTP step", timeout=totp.interval)
+    return totp.now()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import time
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,14 +16,13 @@ from sqlalchemy import func, select
 from connectors.simulators.file_process import FileSimulatorProcess
 from disbursement import settings as settings_module
 from disbursement.bootstrap import Services
-from disbursement.db.models import Batch, InboundMessage, LedgerLine, Transfer, TransferEvent
+from disbursement.db.models import InboundMessage, LedgerLine, Transfer, TransferEvent
 from disbursement.services.batches import approval as batches
-from disbursement.services.cycles import planning
-from disbursement.services.registry import importing as registry
+from tests.support.cycle import approve, import_and_plan, partner_batch
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 FILE_PARTNERS = {"DAMANE": "sftp", "CIHBANK": "iso20022"}
-WAIT_SECONDS = 20
 
 
 def file_partner_config(tmp: Path) -> Path:
@@ -74,15 +72,8 @@ def pointed_at(svc: Services, sims: list[FileSimulatorProcess]) -> Services:
 
 def plan_and_release(svc: Services, officers, path: Path, partner: str) -> int:
     """Imports, plans, approves and releases the partner's batch; returns its id."""
-    with path.open("rb") as stream:
-        registry.import_households(svc, stream, path.name, officers.maker)
-    plan = planning.plan_cycle(svc, "asd", "2026-12", officers.maker)
-    with svc.uow() as session:
-        batch_id = session.execute(select(Batch.id).where(
-            Batch.id.in_(plan.batches_created), Batch.partner_code == partner)).scalar_one()
-    batches.submit(svc, batch_id, officers.maker)
-    if batches.approve(svc, batch_id, officers.approver).status != "approved":
-        batches.approve(svc, batch_id, officers.approver2)
+    batch_id = partner_batch(svc, import_and_plan(svc, officers, path), partner)
+    approve(svc, officers, batch_id)
     batches.release(svc, batch_id, officers.maker)
     svc.queue.drain()
     return batch_id
@@ -106,11 +97,13 @@ def snapshot(svc: Services) -> dict:
                 "ledger_lines": session.execute(select(func.count()).select_from(LedgerLine)).scalar()}
 
 
-def wait_until(condition, what: str):
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not within {WAIT_SECONDS}s: {what}")
+def released(file_svc: Services, officers, households: Path, sim: FileSimulatorProcess,
+             partner: str, picked_up: str) -> tuple[Services, int]:
+    """The partner's batch released and dispatched by services pointed at `sim`,
+    and the partner holding every transfer (`picked_up` names that wait)."""
+    svc = pointed_at(file_svc, [sim])
+    batch_id = plan_and_release(svc, officers, households, partner)
+    sent = statuses(svc, batch_id)
+    assert sent and {s for s, _ in sent.values()} == {"sent"}
+    wait_until(lambda: sim.state()["transfers"] == len(sent), picked_up)
+    return svc, batch_id

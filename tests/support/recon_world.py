@@ -20,10 +20,9 @@ from disbursement.domain.states import RELEASED
 from disbursement.domain.states import TransferStatus as S
 from disbursement.jobs.queue import QUEUE_NAME, RQJobQueue
 from disbursement.services.batches import approval as batches
-from disbursement.services.cycles import planning
 from disbursement.services.ledger import postings as ledger
-from disbursement.services.registry import importing as registry
 from disbursement.services.tracking import transitions
+from tests.support.cycle import approve, import_and_plan
 
 PROGRAM, PERIOD = "asd", "2026-12"
 
@@ -48,6 +47,7 @@ class World:
         with self.svc.uow() as session:
             ids = list(session.execute(select(Transfer.id)
                                        .where(Transfer.reference.in_(references))).scalars())
+            assert len(ids) == len(set(references)), "a reference names no transfer"
             for target in targets:
                 assert len(transitions.move(session, ids, target, source="partner",
                                             actor="test")) == len(ids), target
@@ -59,18 +59,13 @@ def build_world(svc: Services, officers, households_csv, redis_url: str, househo
     parked = RQJobQueue(redis_url)
     parked.connection.delete(f"rq:queue:{QUEUE_NAME}")
     released_svc = dataclasses.replace(svc, _queue=parked)
-    path = households_csv(households, seed=seed)
-    with path.open("rb") as stream:
-        registry.import_households(svc, stream, path.name, officers.maker)
-    plan = planning.plan_cycle(svc, PROGRAM, PERIOD, officers.maker)
+    plan = import_and_plan(svc, officers, households_csv(households, seed=seed))
     with svc.uow() as session:
         for partner, amount in (prefund or {}).items():
             ledger.post_prefunding(session, PROGRAM, PERIOD, partner, amount)
         session.commit()
     for batch_id in plan.batches_created:
-        batches.submit(svc, batch_id, officers.maker)
-        if batches.approve(svc, batch_id, officers.approver).status != "approved":
-            batches.approve(svc, batch_id, officers.approver2)
+        approve(svc, officers, batch_id)
         batches.release(released_svc, batch_id, officers.maker)
     Redis.from_url(redis_url).delete(f"rq:queue:{QUEUE_NAME}")
     refs: dict[str, list[str]] = {}

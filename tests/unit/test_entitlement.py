@@ -255,7 +255,7 @@ def test_small_household_is_topped_up_to_the_floor(year: int) -> None:
 def test_household_above_the_floor_gets_no_top_up(year: int) -> None:
     ent = ASD.entitlement(year, household(young=3))
 
-    assert all(line.code.startswith("child_") for line in ent.lines)
+    assert ent.lines and all(line.code.startswith("child_") for line in ent.lines)
     assert ent.amount_centimes == mad(3 * TABLE[year].young_first)
 
 

@@ -96,6 +96,7 @@ def test_names_mix_arabic_script_and_transliteration(records: list[HouseholdReco
 
 
 def test_bank_and_wallet_households_carry_their_account(records: list[HouseholdRecord]) -> None:
+    assert {Channel.BANK, Channel.WALLET} <= {record.channel for record in records}
     for record in records:
         if record.channel is Channel.BANK:
             assert record.account is not None and is_valid_rib(record.account)
@@ -150,7 +151,8 @@ def test_a_file_path_is_written_as_utf8(tmp_path) -> None:
     path = tmp_path / "households.jsonl"
     write_jsonl(path, 50)
     assert len(path.read_text(encoding="utf-8").splitlines()) == 50
-    assert all(isinstance(outcome, RowOk) for outcome in read_back(path.read_text(encoding="utf-8"), "jsonl"))
+    outcomes = list(read_back(path.read_text(encoding="utf-8"), "jsonl"))
+    assert len(outcomes) == 50 and all(isinstance(outcome, RowOk) for outcome in outcomes)
 
 
 @given(st.integers(min_value=0, max_value=2**32), st.integers(min_value=0, max_value=4_000_000))

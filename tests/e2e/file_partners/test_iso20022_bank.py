@@ -13,15 +13,7 @@ from disbursement.db.models import Household, PaymentInstruction, Transfer
 from disbursement.domain.rib import is_valid_rib
 from disbursement.iso20022.schemas import validate
 from disbursement.services.dispatch import file_collection
-from tests.e2e.test_file_exchange import file_svc, officers  # noqa: F401  (fixtures)
-from tests.support.file_partners import (
-    plan_and_release,
-    pointed_at,
-    simulator,
-    snapshot,
-    statuses,
-    wait_until,
-)
+from tests.support.file_partners import released, simulator, snapshot, statuses
 
 pytestmark = pytest.mark.e2e
 
@@ -31,13 +23,9 @@ XSD_BY_PREFIX = {"pain001": "pain.001.001.10", "pain002": "pain.002.001.11",
                  "camt054": "camt.054.001.08", "camt053": "camt.053.001.08"}
 
 
-def _released(file_svc, officers, households_csv, sim):  # noqa: F811
-    svc = pointed_at(file_svc, [sim])
-    batch_id = plan_and_release(svc, officers, households_csv(HOUSEHOLDS), BANK)
-    sent = statuses(svc, batch_id)
-    assert sent and {s for s, _ in sent.values()} == {"sent"}
-    wait_until(lambda: sim.state()["transfers"] == len(sent), "the bank takes the pain.001")
-    return svc, batch_id
+def _released(file_svc, officers, households_csv, sim):
+    return released(file_svc, officers, households_csv(HOUSEHOLDS), sim, BANK,
+                    "the bank takes the pain.001")
 
 
 def _ribs_and_amounts(svc, batch_id) -> dict[str, tuple[str, int]]:
@@ -50,7 +38,7 @@ def _ribs_and_amounts(svc, batch_id) -> dict[str, tuple[str, int]]:
 
 
 def test_a_bank_batch_leaves_as_one_valid_pain001_and_reports_drive_the_transfers(
-        file_svc, officers, households_csv, tmp_path):  # noqa: F811
+        file_svc, officers, households_csv, tmp_path):
     with simulator("iso20022", BANK, tmp_path, "--reject-rate", "0.3", "--reject-code", "AC04",
                    "--seed", "5") as sim:
         svc, batch_id = _released(file_svc, officers, households_csv, sim)
@@ -100,7 +88,7 @@ def test_camt054_bookings_alone_drive_transfers_to_paid(file_svc, officers, hous
 
 
 def test_a_truncated_or_twice_delivered_report_is_refused_and_changes_nothing(
-        file_svc, officers, households_csv, tmp_path):  # noqa: F811
+        file_svc, officers, households_csv, tmp_path):
     with simulator("iso20022", BANK, tmp_path, "--duplicate-messages") as sim:
         svc, batch_id = _released(file_svc, officers, households_csv, sim)
         file_collection.collect(svc, BANK)            # the ACCP report and its twin

@@ -8,25 +8,22 @@ import base64
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
 
 from connectors.base import PartnerStatus, RetryableError
-from disbursement.bootstrap import Services, build
+from disbursement.bootstrap import Services
 from disbursement.db.models import OutboxItem, Transfer, TransferEvent
 from disbursement.services.dispatch import chunks as dispatch
 from disbursement.services.dispatch import file_collection
-from tests.conftest import _truncate_all, create_officers, make_settings
 from tests.support.file_partners import (
-    file_partner_config,
     plan_and_release,
     pointed_at,
+    released,
     simulator,
     snapshot,
     statuses,
-    wait_until,
 )
 
 pytestmark = pytest.mark.e2e
@@ -35,29 +32,10 @@ PARTNER = "DAMANE"
 HOUSEHOLDS = 80
 
 
-@pytest.fixture
-def file_svc(pg_url, tmp_path) -> Iterator[Services]:
-    svc = build(make_settings(tmp_path, pg_url).with_overrides(
-        config_dir=file_partner_config(tmp_path)))
-    yield svc
-    svc.queue.drain()
-    _truncate_all(svc)
-    svc.engine.dispose()
-
-
-@pytest.fixture
-def officers(file_svc):
-    return create_officers(file_svc)
-
-
 def _released(file_svc, officers, households_csv, sim) -> tuple[Services, int]:
     """DAMANE's batch released and dispatched; the partner has picked up the file."""
-    svc = pointed_at(file_svc, [sim])
-    batch_id = plan_and_release(svc, officers, households_csv(HOUSEHOLDS), PARTNER)
-    sent = statuses(svc, batch_id)
-    assert sent and {s for s, _ in sent.values()} == {"sent"}
-    wait_until(lambda: sim.state()["transfers"] == len(sent), "the partner picks up the file")
-    return svc, batch_id
+    return released(file_svc, officers, households_csv(HOUSEHOLDS), sim, PARTNER,
+                    "the partner picks up the file")
 
 
 def test_a_chunk_over_sftp_ends_in_the_partners_final_states(file_svc, officers, households_csv,
