@@ -188,13 +188,13 @@ def test_a_bad_signature_is_refused_before_the_body_is_read(svc, client, sent):
     good = json.dumps({"event_id": "E1", "reference": r1, "status": "paid"}).encode()
     before = _footprint(svc)
     cases = [
-        (dict(raw=good, key="not-the-key"), "signature does not match"),
-        (dict(raw=good, key=PARTNER_KEYS["CASHPLUS"]), "signature does not match"),
+        ({"raw": good, "key": "not-the-key"}, "signature does not match"),
+        ({"raw": good, "key": PARTNER_KEYS["CASHPLUS"]}, "signature does not match"),
         # Not JSON, and still a 401: nothing is parsed before the signature holds.
-        (dict(raw=b"{not json", key="not-the-key"), "signature does not match"),
-        (dict(raw=good, headers={}),
+        ({"raw": b"{not json", "key": "not-the-key"}, "signature does not match"),
+        ({"raw": good, "headers": {}},
          "missing X-Disburse-Timestamp, X-Disburse-Nonce or X-Disburse-Signature header"),
-        (dict(raw=good, now=time.time() - signing.MAX_CLOCK_SKEW_SECONDS - 60),
+        ({"raw": good, "now": time.time() - signing.MAX_CLOCK_SKEW_SECONDS - 60},
          "timestamp outside the 300s window"),
     ]
     for kwargs, message in cases:

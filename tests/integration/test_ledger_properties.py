@@ -153,9 +153,9 @@ def test_database_refuses_to_change_a_posting(pg_svc, statement):
     with pg_svc.uow() as session:
         ledger.post_prefunding(session, PROGRAM, PERIOD, "BARID", 12_345)
         session.commit()
-    with pg_svc.uow() as session:
-        with pytest.raises(DBAPIError, match="rows are never changed") as refused:
-            session.execute(text(statement))
+    with pg_svc.uow() as session, \
+            pytest.raises(DBAPIError, match="rows are never changed") as refused:
+        session.execute(text(statement))
     assert isinstance(ledger.refusal(refused.value), ledger.PostingIsImmutable)
     with pg_svc.uow() as session:
         assert ledger.balance(session, "prefunding:BARID") == 12_345

@@ -172,7 +172,7 @@ def test_a_bad_line_refuses_the_whole_statement(world, officers):
     _confirm(world, r[:1], "paid")
     body = csv_statement([(r[0], world.transfer(r[0]).amount_centimes)]).getvalue()
     broken = body.replace(b"2026-12-05", b"2026-13-05", 1)
-    with pytest.raises(StatementError, match="^line 2: value_date '2026-13-05' is not YYYY-MM-DD"):
+    with pytest.raises(StatementError, match=r"^line 2: value_date '2026-13-05' is not YYYY-MM-DD"):
         reconcile.reconcile(svc, PARTNER, io.BytesIO(broken), "x.csv", officers.maker)
     with svc.uow() as session:
         assert session.execute(select(func.count()).select_from(Statement)).scalar_one() == 0

@@ -41,7 +41,7 @@ def world(pg_svc, households_csv, redis_url):
     refs = built.refs["BARID"]
     confirmations.apply(pg_svc, "BARID", [
         {"event_id": None, "reference": r, "status": status, "occurred_at": None, "reason": None,
-         "service_point": None} for r, status in zip(refs[:8], ["paid"] * 5 + ["rejected"] * 3)])
+         "service_point": None} for r, status in zip(refs[:8], ["paid"] * 5 + ["rejected"] * 3, strict=True)])
     statement = csv_statement([(refs[0], built.transfer(refs[0]).amount_centimes + 7),
                                ("XNOTOURS0000001", 500)])
     reconcile.reconcile(pg_svc, "BARID", statement, "r.csv", officers.maker)

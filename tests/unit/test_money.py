@@ -103,7 +103,7 @@ def test_posting_whose_legs_do_not_sum_to_zero_is_refused(legs: list[tuple[str, 
 
 @given(legs=st.lists(LEG, min_size=1, max_size=5))
 def test_posting_whose_legs_balance_goes_on_to_the_database(legs: list[tuple[str, int]]) -> None:
-    balanced = legs + [("budget:asd", -sum(a for _, a in legs))]
+    balanced = [*legs, ("budget:asd", -sum(a for _, a in legs))]
 
     with pytest.raises(_DatabaseReached):
         post(_NoDatabase(), "release", "asd", "2026-01", "BARID", "memo", balanced)

@@ -102,11 +102,11 @@ def test_amounts_and_balances_round_trip_through_a_generated_statement(lines, op
     refs = [new_reference() for _ in lines]
     closing = opening + sum(-amount if mark == "D" else amount for amount, mark in lines)
     body = "".join(f":61:2405030503{mark}{_amount(amount)}NTRFNONREF//B{i}\n:86:ASD PAIEMENT\n REF {ref}\n"
-                   for i, ((amount, mark), ref) in enumerate(zip(lines, refs)))
+                   for i, ((amount, mark), ref) in enumerate(zip(lines, refs, strict=True)))
     text = (f":20:S\n:25:011780000001234567890187\n:28C:1/1\n:60F:{_balance(opening, '240502')}\n"
             f"{body}:62F:{_balance(closing, '240503')}\n-\n")
     entries, summary = _read(text.encode())
-    assert [(e.reference, e.amount_centimes) for e in entries] == [(r, a) for r, (a, _) in zip(refs, lines)]
+    assert [(e.reference, e.amount_centimes) for e in entries] == [(r, a) for r, (a, _) in zip(refs, lines, strict=True)]
     assert summary.balance_difference() == 0
 
 

@@ -163,7 +163,7 @@ def test_lines_before_a_bad_line_are_yielded_first() -> None:
     lines = read_lines(statement(HEADER_ROW, ROW_1, "broken", "TRAILER,2,70000"), Trailer())
 
     assert next(lines).reference == "D1234567890ABCX"
-    with pytest.raises(StatementError, match="^line 3: "):
+    with pytest.raises(StatementError, match=r"^line 3: "):
         next(lines)
 
 
@@ -198,7 +198,7 @@ def test_any_trailer_off_by_anything_is_refused(rows, count_off: int, total_off:
     if (count_off, total_off) == (0, 0) or count < 0:
         count, total_off = len(rows), total_off or 1
 
-    with pytest.raises(StatementError, match="^trailer says"):
+    with pytest.raises(StatementError, match=r"^trailer says"):
         read(HEADER_ROW, *text_rows, f"TRAILER,{count},{total + total_off}")
 
 
