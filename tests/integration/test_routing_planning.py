@@ -49,7 +49,8 @@ def households_csv(tmp_path, specs: list[tuple[str, str | None]]):
     with path.open("w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream, lineterminator="\n")
         writer.writerow(HOUSEHOLD_COLUMNS)
-        for row, (commune, chosen) in zip(generate_households(len(specs), seed=5), specs, strict=True):
+        generated = generate_households(len(specs), seed=5)
+        for row, (commune, chosen) in zip(generated, specs, strict=True):
             row.update(region_code=commune[:2], province_code=commune[:3], commune_code=commune,
                        channel="cash", account="", wallet_phone="", partner_code=chosen or "",
                        score="5.1")
@@ -84,8 +85,10 @@ def plan(svc: Services, tmp_path, specs):
 def transfers_by_household(svc: Services) -> dict[str, Transfer]:
     with svc.uow() as session:
         rows = session.execute(select(Household.household_id, Transfer)
-                               .join(PaymentInstruction, PaymentInstruction.household_pk == Household.id)
-                               .join(Transfer, Transfer.instruction_id == PaymentInstruction.id)).all()
+                               .join(PaymentInstruction,
+                                     PaymentInstruction.household_pk == Household.id)
+                               .join(Transfer,
+                                     Transfer.instruction_id == PaymentInstruction.id)).all()
         session.expunge_all()
     return dict(rows)
 
@@ -123,7 +126,8 @@ def test_capacity_spill_by_partner_and_point_coverage_gap_window_spread_and_fees
             for code in ("CASHPLUS", "BARID")}
     assert result.fee_centimes == sum(t.fee_centimes for t in transfers)
 
-    env = {"DATABASE_URL": svc.settings.database_url, "DISBURSE_DATA_KEY": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
+    env = {"DATABASE_URL": svc.settings.database_url,
+           "DISBURSE_DATA_KEY": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
            "DISBURSE_VAR_DIR": str(tmp_path)}
     spilled = next(hid for hid, t in by_household.items() if t.service_point == "B-FAR")
     out = cli(env, "routing", "explain", spilled)

@@ -541,7 +541,8 @@ def ensure(*, write: bool = True, verbose: bool = True) -> dict:
             else:
                 if prev:
                     stop_one(state.pop("postgres"))
-                log(f"PostgreSQL does not answer at {p['host']}:{p['port']}; starting a private one")
+                log(f"PostgreSQL does not answer at {p['host']}:{p['port']}; "
+                    "starting a private one")
                 info = start_private_postgres(p["dbname"], p["user"])
                 started.append(info)
                 state["postgres"] = info

@@ -67,7 +67,8 @@ def test_province_outside_a_partners_list_is_not_covered_and_routing_says_so() -
     decision = Router(partners, {"01": "ALPHA"}).route(request(province="011"))
 
     assert decision.partner_code == "BRAVO"
-    assert "program default ALPHA for region 01: skipped, does not cover province 011" in decision.steps
+    assert ("program default ALPHA for region 01: skipped, does not cover province 011"
+            in decision.steps)
 
 
 def test_chosen_partner_first_then_default_then_others() -> None:
@@ -79,7 +80,8 @@ def test_chosen_partner_first_then_default_then_others() -> None:
 
 
 def test_coverage_gap_leaves_the_transfer_unrouted_with_every_reason() -> None:
-    partners = {"ALPHA": partner("ALPHA", regions=("02",)), "BRAVO": partner("BRAVO", channels=("bank",))}
+    partners = {"ALPHA": partner("ALPHA", regions=("02",)),
+                "BRAVO": partner("BRAVO", channels=("bank",))}
     decision = Router(partners, {}).route(request())
 
     assert decision.partner_code is None
@@ -97,7 +99,8 @@ def test_a_full_partner_spills_to_the_next_covering_partner() -> None:
 
     assert chosen == ["ALPHA", "ALPHA", "BRAVO", "BRAVO"]
     last = router.route(request(channel="wallet"))
-    assert any("ALPHA" in s and "full on the dispatch day (capacity 2 a day)" in s for s in last.steps)
+    assert any("ALPHA" in s
+               and "full on the dispatch day (capacity 2 a day)" in s for s in last.steps)
 
 
 def test_cash_capacity_is_per_day_of_the_pickup_window() -> None:
