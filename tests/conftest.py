@@ -81,7 +81,8 @@ def make_settings(tmp: Path, database_url: str, redis_url: str | None = None,
 
 
 def _truncate_all(svc: Services) -> None:
-    tables = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables) if t.name != "audit_head")
+    tables = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables)
+                       if t.name != "audit_head")
     with svc.engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         conn.execute(text("UPDATE audit_head SET last_hash = :h, entries = 0"), {"h": "0" * 64})

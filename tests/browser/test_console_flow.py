@@ -50,7 +50,8 @@ def _reconcile(site, batch_id: int) -> None:
     """The released partner's settlement statement, reconciled (test setup:
     the exceptions pages belong to the reconciliation work)."""
     with site.svc.uow() as session:
-        partner = session.execute(select(Batch.partner_code).where(Batch.id == batch_id)).scalar_one()
+        partner = session.execute(
+            select(Batch.partner_code).where(Batch.id == batch_id)).scalar_one()
         maker = users.actor_by_name(session, "amina.maker")
     statement = site.svc.connector(partner).fetch_statement()
     reconcile.reconcile(site.svc, partner, io.BytesIO(statement), f"{partner}.csv", maker)

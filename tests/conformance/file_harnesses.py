@@ -34,7 +34,8 @@ def _faults(seconds_fault: Callable[[str], str], duplicate: str, out_of_order: s
         "outage": lambda on=True: {"refuse_connections": on},
         "accept_then_timeout": lambda seconds=2.0, on=True: {
             seconds_fault("accept_then_timeout"): seconds if on else 0},
-        "lost_request": lambda seconds=2.0, on=True: {seconds_fault("lost_request"): seconds if on else 0},
+        "lost_request": lambda seconds=2.0, on=True: {
+            seconds_fault("lost_request"): seconds if on else 0},
         "duplicate_messages": lambda on=True: {duplicate: on},
         "out_of_order_messages": lambda on=True: {out_of_order: on},
         "clear": lambda: {"refuse_connections": False, "accept_then_timeout_seconds": 0,
@@ -74,7 +75,9 @@ class FileSimulatorHarness:
 
     def partner_status(self, reference: str) -> PartnerStatus:
         held = self._idle()["statuses"].get(reference)
-        return PartnerStatus.NOT_FOUND if held is None else ISO_STATUSES.get(held) or PartnerStatus(held)
+        if held is None:
+            return PartnerStatus.NOT_FOUND
+        return ISO_STATUSES.get(held) or PartnerStatus(held)
 
     def held_count(self) -> int:
         return self._idle()["transfers"]
@@ -119,7 +122,8 @@ def _bank_transfer(reference: str, index: int, channel: str) -> OutboundTransfer
 
 
 @contextmanager
-def _started(protocol: str, code: str, tmp_path: Path, *args: str) -> Iterator[FileSimulatorProcess]:
+def _started(protocol: str, code: str, tmp_path: Path,
+             *args: str) -> Iterator[FileSimulatorProcess]:
     root = tmp_path / f"{protocol}-partner"
     root.mkdir()
     with FileSimulatorProcess.start(protocol, code, root, f"conformance-{protocol}-password", *args,
@@ -148,7 +152,8 @@ def iso20022_harness(tmp_path: Path) -> Iterator[Harness]:
     with _started("iso20022", "CIHBANK", tmp_path, "--paid-reports", "camt054") as sim:
         harness = FileSimulatorHarness(
             "iso20022", "CIHBANK", "bank", sim,
-            lambda endpoint, timeout: Iso20022BankConnector(endpoint, debtor, read_camt054, timeout),
+            lambda endpoint, timeout: Iso20022BankConnector(endpoint,
+                                                            debtor, read_camt054, timeout),
             _bank_transfer, _faults(lambda kind: f"{kind}_seconds", "duplicate_messages",
                                     "out_of_order_messages"), cancels=False)
         try:

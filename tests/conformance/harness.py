@@ -40,10 +40,10 @@ import itertools
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ContextManager, Protocol
+from typing import Any, Protocol
 
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
@@ -252,4 +252,4 @@ def wallet_harness(tmp_path: Path) -> Iterator[Harness]:
 @dataclass(frozen=True)
 class HarnessSpec:
     name: str
-    start: Callable[[Path], ContextManager[Harness]]
+    start: Callable[[Path], AbstractContextManager[Harness]]

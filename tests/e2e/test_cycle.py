@@ -136,7 +136,8 @@ def test_cycle_on_postgresql_redis_and_an_rq_worker_process(pg_url, redis_url, t
                 assert session.execute(select(func.count()).select_from(OutboxItem)
                                        .where(OutboxItem.status != "done")).scalar_one() == 0
                 assert session.execute(select(func.count()).select_from(Transfer)
-                                       .where(Transfer.status.in_(["queued", "sent"]))).scalar_one() == 0
+                                       .where(Transfer.status.in_(["queued",
+                                                                   "sent"]))).scalar_one() == 0
                 assert _per_household_invariants(session) == (0, 0, 0)
                 assert ledger.check(session).balanced
     finally:

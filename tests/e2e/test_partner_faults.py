@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import pytest
 from sqlalchemy import func, select
@@ -89,10 +89,8 @@ def blackhole() -> Iterator[str]:
     for _ in range(3):
         filler = socket.socket()
         filler.setblocking(False)
-        try:
+        with suppress(BlockingIOError):
             filler.connect(("127.0.0.1", port))
-        except BlockingIOError:
-            pass
         fillers.append(filler)
     try:
         yield f"http://127.0.0.1:{port}"

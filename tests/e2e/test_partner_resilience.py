@@ -138,7 +138,8 @@ def test_spent_retries_make_a_dead_letter_an_officer_retries(pg_svc, tmp_path) -
         [letter] = listed.get_json()["dead_letters"]
         assert (letter["id"], letter["partner"], letter["transfers"], letter["attempts"]) == \
             (outbox_id, harness.partner_code, 3, 2)
-        assert letter["last_error"].startswith("RetryableError: BARID: POST /v1/transfers: HTTP 503")
+        assert letter["last_error"].startswith(
+            "RetryableError: BARID: POST /v1/transfers: HTTP 503")
         refused = client.post(f"/api/v1/dead-letters/{outbox_id}/retry",
                               headers={"Authorization": f"Bearer {token}"})
         assert refused.status_code == 403          # a monitor only watches
@@ -278,7 +279,8 @@ def test_reissue_goes_to_another_partner_and_never_makes_two_live_attempts(pg_sv
     new = won[0].reissued[0]
     assert (new["partner"], new["attempt"]) == ("CASHPLUS", 2)
     with pg_svc.uow() as session:
-        attempts = session.execute(select(Transfer.reference, Transfer.status, Transfer.partner_code)
+        attempts = session.execute(select(Transfer.reference,
+                                          Transfer.status, Transfer.partner_code)
                                    .order_by(Transfer.attempt)).all()
         batch = session.get(Batch, new["batch_id"])
         assert (batch.status, batch.partner_code, batch.transfer_count) == ("draft", "CASHPLUS", 1)

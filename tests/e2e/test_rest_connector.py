@@ -193,9 +193,9 @@ def test_cancel_before_collection_only(simulator: Simulator) -> None:
 # -- errors translated at the edge ------------------------------------------
 
 def test_bad_signature_is_refused_and_terminal(simulator: Simulator) -> None:
-    with connect(simulator, key=b"not-the-shared-key") as connector:
-        with pytest.raises(TerminalError, match="HTTP 401: signature does not match"):
-            connector.send(make_transfers(1))
+    with connect(simulator, key=b"not-the-shared-key") as connector, \
+            pytest.raises(TerminalError, match="HTTP 401: signature does not match"):
+        connector.send(make_transfers(1))
 
     assert simulator.state()["transfers"] == 0
 
@@ -213,9 +213,9 @@ def test_partner_outage_is_retryable(simulator: Simulator) -> None:
 
 def test_unreachable_partner_is_retryable(simulator: Simulator) -> None:
     simulator.stop()                   # its port now refuses connections
-    with RestConnector(PARTNER, simulator.url, KEY) as connector:
-        with pytest.raises(RetryableError, match="partner unreachable"):
-            connector.send(make_transfers(1))
+    with RestConnector(PARTNER, simulator.url, KEY) as connector, \
+            pytest.raises(RetryableError, match="partner unreachable"):
+        connector.send(make_transfers(1))
 
 
 def test_timeout_after_acceptance_is_ambiguous_and_the_partner_holds_it(

@@ -49,7 +49,8 @@ def _count(svc, model) -> int:
 
 def _households(svc) -> list[tuple]:
     with svc.uow() as session:
-        return session.execute(select(Household.household_id, Household.import_id, Household.head_name,
+        return session.execute(select(Household.household_id,
+                                      Household.import_id, Household.head_name,
                                       Household.updated_at).order_by(Household.household_id)).all()
 
 
@@ -75,7 +76,8 @@ def _batch_trail(svc, batch_id: int) -> list[tuple[str, str]]:
 # -- authentication and roles ---------------------------------------------------
 
 def test_tokens_roles_and_the_error_shape(api, svc, households_csv):
-    good = api.client.post("/api/v1/auth/tokens", json={"username": "approver", "password": PASSWORD})
+    good = api.client.post("/api/v1/auth/tokens",
+                           json={"username": "approver", "password": PASSWORD})
     assert good.status_code == 201
     body = good.get_json()
     assert (body["username"], body["roles"], body["expires_in"]) == (
@@ -84,7 +86,8 @@ def test_tokens_roles_and_the_error_shape(api, svc, households_csv):
     assert api.client.get("/api/v1/batches", headers=issued).status_code == 200
 
     for username, password in (("approver", "wrong"), ("nobody", PASSWORD)):
-        refused = api.client.post("/api/v1/auth/tokens", json={"username": username, "password": password})
+        refused = api.client.post("/api/v1/auth/tokens",
+                                  json={"username": username, "password": password})
         assert refused.status_code == 401
         # Same answer for an unknown user and a wrong password: no user enumeration.
         assert refused.get_json() == _error("unauthenticated", "unknown user or wrong password")
@@ -134,7 +137,8 @@ def test_a_good_extract_is_imported_once(api, svc, households_csv):
     assert _count(svc, RegistryImport) == 1
 
     shown = api.call("GET", f"/api/v1/registry/imports/{import_id}", "monitor").get_json()
-    assert (shown["status"], shown["rows_imported"], shown["imported_by"]) == ("imported", 30, "maker")
+    assert (shown["status"], shown["rows_imported"],
+            shown["imported_by"]) == ("imported", 30, "maker")
 
 
 def test_an_extract_with_bad_rows_is_rejected_whole_with_a_line_by_line_report(
@@ -194,7 +198,8 @@ def test_an_upload_over_the_size_limit_is_refused_before_reading(svc, officers, 
     assert path.stat().st_size > limit
     refused = api.upload(path)
     assert refused.status_code == 413
-    assert refused.get_json() == _error("request_entity_too_large", f"upload larger than {limit} bytes")
+    assert refused.get_json() == _error("request_entity_too_large",
+                                        f"upload larger than {limit} bytes")
     assert _count(svc, RegistryImport) == 0 and _count(svc, Household) == 0
 
 
@@ -215,7 +220,8 @@ def test_a_batch_is_dispatched_only_after_another_officer_approves(api, svc, hou
     a submitted batch is refused and leaves no trace of dispatch."""
     batch_id = _planned(api, households_csv)[0]
     draft = api.call("GET", f"/api/v1/batches/{batch_id}", "monitor").get_json()
-    assert (draft["status"], draft["created_by"], draft["approvals_required"]) == ("draft", "maker", 1)
+    assert (draft["status"], draft["created_by"],
+            draft["approvals_required"]) == ("draft", "maker", 1)
     transfers = draft["transfer_count"]
     assert transfers > 0
     draft_release = api.batch(batch_id, "release", "maker")
@@ -229,7 +235,8 @@ def test_a_batch_is_dispatched_only_after_another_officer_approves(api, svc, hou
 
     submitted = api.batch(batch_id, "submit", "maker")
     assert submitted.status_code == 200
-    assert (submitted.get_json()["status"], submitted.get_json()["submitted_by"]) == ("submitted", "maker")
+    assert (submitted.get_json()["status"],
+            submitted.get_json()["submitted_by"]) == ("submitted", "maker")
     for who in ("maker", "approver"):
         refused = api.batch(batch_id, "release", who)
         assert refused.status_code == 409
@@ -243,10 +250,12 @@ def test_a_batch_is_dispatched_only_after_another_officer_approves(api, svc, hou
         assert session.get(Batch, batch_id).status == "submitted"
         # Nothing anywhere left pending_approval: no queued transfer, no dispatch
         # work, no money released in the ledger, no event but "planned".
-        assert set(session.execute(select(Transfer.status).distinct()).scalars()) == {"pending_approval"}
+        assert set(
+            session.execute(select(Transfer.status).distinct()).scalars()) == {"pending_approval"}
         assert session.execute(select(func.count()).select_from(OutboxItem)).scalar_one() == 0
         assert session.execute(select(func.count()).select_from(LedgerLine)).scalar_one() == 0
-        assert set(session.execute(select(TransferEvent.detail).distinct()).scalars()) == {"planned"}
+        assert set(
+            session.execute(select(TransferEvent.detail).distinct()).scalars()) == {"planned"}
     assert _batch_trail(svc, batch_id) == [("maker", "batch.submit")]
 
     approved = api.batch(batch_id, "approve", "approver")
@@ -266,7 +275,8 @@ def test_an_officer_with_both_roles_cannot_approve_their_own_batch(api, svc, hou
 
     refused = api.batch(batch_id, "approve", "amina")
     assert refused.status_code == 403
-    assert refused.get_json() == _error("self_approval", f"amina made batch {batch_id} and cannot approve it")
+    assert refused.get_json() == _error("self_approval",
+                                        f"amina made batch {batch_id} and cannot approve it")
     shown = api.call("GET", f"/api/v1/batches/{batch_id}", "monitor").get_json()
     assert shown["status"] == "submitted"
     assert [(d["username"], d["decision"]) for d in shown["decisions"]] == [("amina", "submit")]
@@ -297,7 +307,8 @@ def test_a_rejection_needs_a_reason_and_cancels_the_transfers(api, svc, househol
         events = session.execute(select(TransferEvent.from_status, TransferEvent.source,
                                         TransferEvent.actor, TransferEvent.detail).distinct()
                                  .where(TransferEvent.to_status == "cancelled")).all()
-        assert events == [("pending_approval", "officer", "approver", "batch rejected: amounts look wrong")]
+        assert events == [("pending_approval", "officer", "approver",
+                           "batch rejected: amounts look wrong")]
         reason = session.execute(select(BatchDecision.reason).where(
             BatchDecision.batch_id == batch_id, BatchDecision.decision == "reject")).scalar_one()
         assert reason == "amounts look wrong"

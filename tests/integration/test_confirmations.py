@@ -93,7 +93,8 @@ def _footprint(svc) -> tuple:
 
 def _status(svc, reference: str) -> str:
     with svc.uow() as session:
-        return session.execute(select(Transfer.status).where(Transfer.reference == reference)).scalar_one()
+        return session.execute(
+            select(Transfer.status).where(Transfer.reference == reference)).scalar_one()
 
 
 def test_available_then_paid_is_applied_once_and_posts_the_payment(svc, client, sent):
@@ -141,8 +142,10 @@ def test_available_then_paid_is_applied_once_and_posts_the_payment(svc, client, 
 
 def test_late_and_repeated_messages_change_nothing(svc, client, sent):
     r1, r2, r3 = sent["BARID"][:3]
-    assert post(client, {"event_id": "E-paid", "reference": r1, "status": "paid"}).status_code == 200
-    assert post(client, {"event_id": "E-avail", "reference": r2, "status": "available"}).status_code == 200
+    assert post(client,
+                {"event_id": "E-paid", "reference": r1, "status": "paid"}).status_code == 200
+    assert post(client,
+                {"event_id": "E-avail", "reference": r2, "status": "available"}).status_code == 200
     before = _footprint(svc)
 
     late = post(client, [
@@ -177,10 +180,12 @@ def test_a_rejection_keeps_the_partner_reason(svc, client, sent):
     r1 = sent["BARID"][0]
     rejected = post(client, {"event_id": "E-rej", "reference": r1, "status": "rejected",
                              "reason": "AC01 invalid account"})
-    assert rejected.get_json()["results"] == [{"reference": r1, "outcome": "applied", "status": "rejected"}]
+    assert rejected.get_json()["results"] == [{"reference": r1,
+                                               "outcome": "applied", "status": "rejected"}]
     with svc.uow() as session:
-        assert session.execute(select(Transfer.status_reason)
-                               .where(Transfer.reference == r1)).scalar_one() == "AC01 invalid account"
+        reason = session.execute(select(Transfer.status_reason)
+                                 .where(Transfer.reference == r1)).scalar_one()
+        assert reason == "AC01 invalid account"
 
 
 def test_a_bad_signature_is_refused_before_the_body_is_read(svc, client, sent):
@@ -188,13 +193,13 @@ def test_a_bad_signature_is_refused_before_the_body_is_read(svc, client, sent):
     good = json.dumps({"event_id": "E1", "reference": r1, "status": "paid"}).encode()
     before = _footprint(svc)
     cases = [
-        (dict(raw=good, key="not-the-key"), "signature does not match"),
-        (dict(raw=good, key=PARTNER_KEYS["CASHPLUS"]), "signature does not match"),
+        ({"raw": good, "key": "not-the-key"}, "signature does not match"),
+        ({"raw": good, "key": PARTNER_KEYS["CASHPLUS"]}, "signature does not match"),
         # Not JSON, and still a 401: nothing is parsed before the signature holds.
-        (dict(raw=b"{not json", key="not-the-key"), "signature does not match"),
-        (dict(raw=good, headers={}),
+        ({"raw": b"{not json", "key": "not-the-key"}, "signature does not match"),
+        ({"raw": good, "headers": {}},
          "missing X-Disburse-Timestamp, X-Disburse-Nonce or X-Disburse-Signature header"),
-        (dict(raw=good, now=time.time() - signing.MAX_CLOCK_SKEW_SECONDS - 60),
+        ({"raw": good, "now": time.time() - signing.MAX_CLOCK_SKEW_SECONDS - 60},
          "timestamp outside the 300s window"),
     ]
     for kwargs, message in cases:
@@ -230,7 +235,8 @@ def test_one_foreign_or_unknown_reference_refuses_the_whole_request(svc, client,
 
     # The refused request burned no event id: the valid item alone applies.
     alone = post(client, {"event_id": "E-ok", "reference": mine, "status": "available"})
-    assert alone.get_json()["results"] == [{"reference": mine, "outcome": "applied", "status": "available"}]
+    assert alone.get_json()["results"] == [{"reference": mine,
+                                            "outcome": "applied", "status": "available"}]
 
     nobody = post(client, {"reference": mine, "status": "paid"}, partner="NOPE", key="whatever")
     assert nobody.status_code == 404
@@ -256,7 +262,8 @@ def test_malformed_bodies_are_refused_with_details(svc, client, sent):
         shapeless = post(client, payload)
         assert shapeless.status_code == 422
         assert shapeless.get_json() == _error(
-            "invalid_confirmation", "body must be a confirmation object or a non-empty list of them")
+            "invalid_confirmation",
+            "body must be a confirmation object or a non-empty list of them")
     assert _footprint(svc) == before
 
 
@@ -275,9 +282,11 @@ def test_the_transfer_view_shows_the_timeline_in_order(svc, client, sent, office
     assert (view["reference"], view["status"], view["partner"], view["service_point"]) == (
         r1, "paid", "BARID", "SP-0031")
     assert (view["instruction"]["program"], view["instruction"]["period"]) == ("asd", "2026-12")
-    assert [(e["from"], e["to"], e["source"], e["actor"], e["detail"]) for e in view["timeline"]] == [
+    assert [(e["from"], e["to"], e["source"], e["actor"], e["detail"])
+            for e in view["timeline"]] == [
         (None, "pending_approval", "officer", "maker", "planned"),
-        ("pending_approval", "approved", "officer", "approver", f"batch {view['batch_id']} approved"),
+        ("pending_approval", "approved", "officer", "approver",
+         f"batch {view['batch_id']} approved"),
         ("approved", "queued", "officer", "maker", "released"),
         ("queued", "sent", "dispatch", "BARID", None),
         ("sent", "available", "partner", "BARID", "partner confirmed available"),
@@ -288,5 +297,6 @@ def test_the_transfer_view_shows_the_timeline_in_order(svc, client, sent, office
 
     missing = client.get("/api/v1/transfers/DNOSUCHREF00001", headers=auth)
     assert missing.status_code == 404
-    assert missing.get_json() == _error("unknown_reference", "no transfer with reference DNOSUCHREF00001")
+    assert missing.get_json() == _error("unknown_reference",
+                                        "no transfer with reference DNOSUCHREF00001")
     assert client.get(f"/api/v1/transfers/{r1}").status_code == 401

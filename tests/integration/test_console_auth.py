@@ -156,7 +156,8 @@ def test_a_totp_code_confirms_one_decision_only(app, pg_svc, people, submitted_b
     code = fresh_totp_code(totp)
     first, second = submitted_batches[:2]
     officer.get(f"/console/batches/{first}")
-    assert officer.post(f"/console/batches/{first}/approve", {"confirmation": code}).status_code == 303
+    assert officer.post(f"/console/batches/{first}/approve",
+                        {"confirmation": code}).status_code == 303
     replay = officer.post(f"/console/batches/{second}/approve", {"confirmation": code})
     assert replay.status_code == 403
     assert _status(pg_svc, first) == BatchStatus.APPROVED.value
@@ -172,7 +173,8 @@ def test_rejection_needs_a_reason(app, pg_svc, people, submitted_batches):
                          {"reason": "  ", "confirmation": PASSWORD})
     assert blank.status_code == 422
     assert officer.post(f"/console/batches/{batch_id}/reject",
-                        {"reason": "amounts look wrong", "confirmation": PASSWORD}).status_code == 303
+                        {"reason": "amounts look wrong",
+                         "confirmation": PASSWORD}).status_code == 303
     assert _status(pg_svc, batch_id) == BatchStatus.REJECTED.value
 
 

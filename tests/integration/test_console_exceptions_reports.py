@@ -97,7 +97,8 @@ def test_queue_filters_by_type_partner_status_and_age(queue):
     assert "XNOTOURS0000001" in page and "XNOTOURS0000002" in page
     assert '<td class="num">13.33</td>' in page          # 12.34 + 0.99 in the counts
     assert _ids(reader.get("/console/exceptions?partner=CASHPLUS").get_data(as_text=True)) == []
-    expected = reader.get("/console/exceptions?status=expected&partner=BARID").get_data(as_text=True)
+    expected = reader.get(
+        "/console/exceptions?status=expected&partner=BARID").get_data(as_text=True)
     assert _ids(expected) == [e.id for e in items if e.status == "expected"] != []
 
     # One exception opened 40 days ago: the only one aged 31-60 days.
@@ -183,7 +184,8 @@ def test_a_correction_takes_its_amount_in_mad_and_a_bad_amount_changes_nothing(q
     approver, path = queue["approver"], f"/console/exceptions/{unknown.id}/resolve"
     form = {"kind": "correction_posting", "reason": "partner fee", "program": "asd",
             "period": "2026-12", "confirmation": PASSWORD}
-    assert 'name="program"' in approver.get(f"/console/exceptions/{unknown.id}").get_data(as_text=True)
+    assert 'name="program"' in approver.get(
+        f"/console/exceptions/{unknown.id}").get_data(as_text=True)
     before = _audit_rows(queue.svc)
     bad = approver.post(path, {**form, "amount_mad": "12.345"})
     assert bad.status_code == 422 and "more than two decimals" in bad.get_data(as_text=True)

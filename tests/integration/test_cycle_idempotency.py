@@ -54,7 +54,8 @@ def test_database_refuses_two_live_attempts(svc, officers, households_csv):
         t = session.execute(select(Transfer)).scalars().first()
         with pytest.raises(IntegrityError):
             session.execute(text(
-                "INSERT INTO transfers (instruction_id, batch_id, reference, attempt, partner_code, "
-                "channel, amount_centimes, currency, status, chunk_no, updated_at) VALUES "
-                "(:i, :b, 'DSECONDATTEMPT1', 2, :p, 'cash', 100, 'MAD', 'queued', 0, CURRENT_TIMESTAMP)"),
+                "INSERT INTO transfers (instruction_id, batch_id, reference, attempt, "
+                "partner_code, channel, amount_centimes, currency, status, chunk_no, updated_at) "
+                "VALUES (:i, :b, 'DSECONDATTEMPT1', 2, :p, 'cash', 100, 'MAD', 'queued', 0, "
+                "CURRENT_TIMESTAMP)"),
                 {"i": t.instruction_id, "b": t.batch_id, "p": t.partner_code})

@@ -94,9 +94,8 @@ def _expected(session: Session):
                       "--duplicate-callbacks", "--out-of-order-callbacks")
 def test_snapshot_after_a_cycle_matches_the_rows(live, officers, households_csv):
     svc = live.svc
-    with svc.uow() as session:
-        with counted(svc.engine) as statements_when_empty:
-            empty = dashboard.snapshot(session)
+    with svc.uow() as session, counted(svc.engine) as statements_when_empty:
+        empty = dashboard.snapshot(session)
     assert set(empty["transfers_by_state"]) == {s.value for s in TransferStatus}
     assert sum(empty["transfers_by_state"].values()) == 0
     latency_before = _latency_counts(svc.partners)

@@ -58,7 +58,8 @@ def test_list_filters_and_pages_by_keyset(queue):
         "amount_over", "unknown_reference", "unknown_reference",
         "paid_in_records_missing_from_statement", "paid_in_records_missing_from_statement"]
     assert everything["next_after"] is None
-    first = queue.call("GET", "/api/v1/exceptions?type=unknown_reference&limit=1", "maker").get_json()
+    first = queue.call("GET",
+                       "/api/v1/exceptions?type=unknown_reference&limit=1", "maker").get_json()
     assert [e["reference"] for e in first["exceptions"]] == ["XNOTOURS0000001"]
     second = queue.call("GET", f"/api/v1/exceptions?type=unknown_reference&limit=1"
                                f"&after={first['next_after']}", "maker").get_json()
@@ -73,18 +74,21 @@ def test_list_filters_and_pages_by_keyset(queue):
 
 
 def test_write_off_needs_an_approver_posts_a_balanced_correction_and_is_audited(queue):
-    over = queue.call("GET", "/api/v1/exceptions?type=amount_over", "maker").get_json()["exceptions"][0]
+    over = queue.call("GET", "/api/v1/exceptions?type=amount_over",
+                      "maker").get_json()["exceptions"][0]
     path = f"/api/v1/exceptions/{over['id']}/resolve"
     refused = queue.call("POST", path, "maker", json={"kind": "write_off", "reason": "small"})
     assert refused.status_code == 403
     no_reason = queue.call("POST", path, "approver", json={"kind": "write_off", "reason": " "})
-    assert (no_reason.status_code, no_reason.get_json()["error"]["code"]) == (422, "invalid_resolution")
+    assert (no_reason.status_code,
+            no_reason.get_json()["error"]["code"]) == (422, "invalid_resolution")
 
     done = queue.call("POST", path, "approver", json={"kind": "write_off",
                                                       "reason": "partner paid 2.50 over; absorbed"})
     assert done.status_code == 200
     body = done.get_json()
-    assert (body["status"], body["resolution"], body["resolved_by"]) == ("resolved", "write_off", "approver")
+    assert (body["status"], body["resolution"], body["resolved_by"]) == ("resolved",
+                                                                         "write_off", "approver")
     with queue.svc.uow() as session:
         legs = session.execute(select(LedgerLine.account, LedgerLine.amount_centimes)
                                .where(LedgerLine.posting_id == body["posting_id"])
@@ -103,10 +107,13 @@ def test_correction_reissue_and_chase_resolutions(queue):
     items = queue.call("GET", "/api/v1/exceptions", "maker").get_json()["exceptions"]
     unknown, missing = items[1], items[3]
     no_cycle = queue.call("POST", f"/api/v1/exceptions/{unknown['id']}/resolve", "approver",
-                          json={"kind": "correction_posting", "reason": "fee", "amount_centimes": 1234})
-    assert no_cycle.status_code == 422 and "name the program and period" in no_cycle.get_json()["error"]["message"]
+                          json={"kind": "correction_posting", "reason": "fee",
+                                "amount_centimes": 1234})
+    assert no_cycle.status_code == 422
+    assert "name the program and period" in no_cycle.get_json()["error"]["message"]
     fixed = queue.call("POST", f"/api/v1/exceptions/{unknown['id']}/resolve", "approver",
-                       json={"kind": "correction_posting", "reason": "partner fee", "program": "asd",
+                       json={"kind": "correction_posting",
+                             "reason": "partner fee", "program": "asd",
                              "period": "2026-12", "amount_centimes": 1234})
     assert fixed.status_code == 200 and fixed.get_json()["posting_id"]
     reissue = queue.call("POST", f"/api/v1/exceptions/{missing['id']}/resolve", "approver",
@@ -119,10 +126,12 @@ def test_correction_reissue_and_chase_resolutions(queue):
     assert still["resolution"] is None and still["status"] in ("expected", "open")
     chase = queue.call("POST", f"/api/v1/exceptions/{items[2]['id']}/resolve", "approver",
                        json={"kind": "chase_partner", "reason": "asked BARID for its file"})
-    assert (chase.get_json()["status"], chase.get_json()["resolution"]) == ("resolved", "chase_partner")
+    assert (chase.get_json()["status"],
+            chase.get_json()["resolution"]) == ("resolved", "chase_partner")
     bad = queue.call("POST", f"/api/v1/exceptions/{items[4]['id']}/resolve", "approver",
                      json={"kind": "shrug", "reason": "x"})
-    assert bad.status_code == 422 and "unknown resolution 'shrug'" in bad.get_json()["error"]["message"]
+    assert bad.status_code == 422
+    assert "unknown resolution 'shrug'" in bad.get_json()["error"]["message"]
     with queue.svc.uow() as session:
         assert ledger.check(session).balanced
 
@@ -176,7 +185,8 @@ def test_signed_returns_of_funds_expire_flag_arrears_and_answer_calmly(world, sv
     replay = api.signed(path, payload).get_json()
     assert (replay["returned"], replay["duplicates"], replay["not_allowed"]) == (0, 3, 0)
     assert [world.status(x) for x in (r[0], r[3], r[4])] == ["returned", "paid", "rejected"]
-    forged = api.client.post(path, data=json.dumps(payload), headers={"Content-Type": "application/json"})
+    forged = api.client.post(path, data=json.dumps(payload),
+                             headers={"Content-Type": "application/json"})
     assert forged.status_code == 401
     foreign = api.signed(path, [{"reference": world.refs["CASHPLUS"][0]}])
     assert foreign.status_code == 404

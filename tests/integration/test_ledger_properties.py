@@ -117,7 +117,8 @@ def _raw(svc, *statements: str) -> None:
 
 
 def test_database_refuses_an_unbalanced_posting_at_commit(pg_svc):
-    insert_posting = ("INSERT INTO ledger_postings (id, kind, program, period, partner_code, memo, at) "
+    insert_posting = ("INSERT INTO ledger_postings "
+                      "(id, kind, program, period, partner_code, memo, at) "
                       "VALUES (9001, 'release', 'asd', '2026-12', 'BARID', 'forged', now())")
     with pytest.raises(DBAPIError, match="unbalanced ledger posting 9001: MAD legs sum to 100"):
         _raw(pg_svc, insert_posting,
@@ -127,19 +128,24 @@ def test_database_refuses_an_unbalanced_posting_at_commit(pg_svc):
         assert session.execute(select(LedgerPosting)).first() is None
         # Balanced legs written one by one pass: the check waits for the commit.
         session.execute(text(insert_posting))
-        session.execute(text("INSERT INTO ledger_lines (posting_id, account, amount_centimes, currency) "
+        session.execute(text("INSERT INTO ledger_lines "
+                             "(posting_id, account, amount_centimes, currency) "
                              "VALUES (9001, 'clearing:BARID', 100, 'MAD')"))
-        session.execute(text("INSERT INTO ledger_lines (posting_id, account, amount_centimes, currency) "
+        session.execute(text("INSERT INTO ledger_lines "
+                             "(posting_id, account, amount_centimes, currency) "
                              "VALUES (9001, 'budget:asd', -100, 'MAD')"))
         ledger.commit(session)
 
 
 def test_balance_rule_is_per_currency(pg_svc):
     with pg_svc.uow() as session:
-        session.execute(text("INSERT INTO ledger_postings (id, kind, program, period, partner_code, "
-                             "memo, at) VALUES (9002, 'release', 'asd', '2026-12', 'BARID', 'x', now())"))
-        session.execute(text("INSERT INTO ledger_lines (posting_id, account, amount_centimes, currency) "
-                             "VALUES (9002, 'clearing:BARID', 100, 'MAD'), (9002, 'budget:asd', -100, 'EUR')"))
+        session.execute(text("INSERT INTO ledger_postings "
+                             "(id, kind, program, period, partner_code, memo, at) "
+                             "VALUES (9002, 'release', 'asd', '2026-12', 'BARID', 'x', now())"))
+        session.execute(text("INSERT INTO ledger_lines "
+                             "(posting_id, account, amount_centimes, currency) "
+                             "VALUES (9002, 'clearing:BARID', 100, 'MAD'), "
+                             "(9002, 'budget:asd', -100, 'EUR')"))
         with pytest.raises(ledger.UnbalancedPosting, match="unbalanced ledger posting 9002"):
             ledger.commit(session)
 
@@ -153,9 +159,9 @@ def test_database_refuses_to_change_a_posting(pg_svc, statement):
     with pg_svc.uow() as session:
         ledger.post_prefunding(session, PROGRAM, PERIOD, "BARID", 12_345)
         session.commit()
-    with pg_svc.uow() as session:
-        with pytest.raises(DBAPIError, match="rows are never changed") as refused:
-            session.execute(text(statement))
+    with pg_svc.uow() as session, \
+            pytest.raises(DBAPIError, match="rows are never changed") as refused:
+        session.execute(text(statement))
     assert isinstance(ledger.refusal(refused.value), ledger.PostingIsImmutable)
     with pg_svc.uow() as session:
         assert ledger.balance(session, "prefunding:BARID") == 12_345

@@ -95,8 +95,10 @@ def test_every_expression_names_exported_metrics(source):
 def test_dashboard_draws_what_monitors_watch():
     exprs = " ".join(e for _, e in _dashboard_exprs())
     for wanted in ("disburse_transfers{", "disburse_paid_amount_centimes_total",
-                   "histogram_quantile(0.5, sum by (le, partner) (rate(disburse_confirmation_latency",
-                   "histogram_quantile(0.95, sum by (le, partner) (rate(disburse_confirmation_latency",
+                   "histogram_quantile(0.5, sum by (le, partner) "
+                   "(rate(disburse_confirmation_latency",
+                   "histogram_quantile(0.95, sum by (le, partner) "
+                   "(rate(disburse_confirmation_latency",
                    "disburse_dispatch_errors_total", "disburse_dispatch_retries_total",
                    "disburse_partner_breaker_open", "disburse_outbox_items",
                    "disburse_rq_queued_jobs", "disburse_recon_exceptions",

@@ -96,8 +96,10 @@ def test_every_outcome_of_a_csv_statement(world, officers):
     assert [world.status(x) for x in (r[9], r[10], r[11], r[12], r[13])] == [
         "paid", "returned", "paid", "available", "rejected"]
     with svc.uow() as session:
-        opened = dict(session.execute(select(ReconException.reference, ReconException.amount_centimes)
-                                      .where(ReconException.statement_id == report.statement_id)).all())
+        opened = dict(session.execute(select(ReconException.reference,
+                                             ReconException.amount_centimes)
+                                      .where(ReconException.statement_id == report.statement_id))
+                      .all())
         statuses = dict(session.execute(select(ReconException.type, ReconException.status)).all())
         arrears = session.execute(select(Arrears.transfer_id)).scalars().all()
         funds_back = session.execute(select(func.count()).select_from(FundReturn)).scalar_one()
@@ -138,13 +140,15 @@ def test_expected_item_ages_escalates_after_the_sla_and_closes_on_a_later_statem
     assert _items(svc, second.statement_id) == [(r[1], "matched")]   # r[2] not expected twice
     assert second.expected_closed == 1
     with svc.uow() as session:
-        rows = dict(session.execute(select(ReconException.reference, ReconException.resolution)).all())
+        rows = dict(session.execute(select(ReconException.reference,
+                                           ReconException.resolution)).all())
         outcome = dict(session.execute(select(Transfer.reference, Transfer.recon_outcome)
                                        .where(Transfer.reference.in_(r[:3]))).all())
     assert rows == {r[1]: "matched_later", r[2]: None}
     assert outcome == {r[0]: "matched", r[1]: "matched",
                        r[2]: "paid_in_records_missing_from_statement"}
-    third = reconcile.reconcile(svc, PARTNER, csv_statement([(r[0], amount[r[0]])], date(2026, 12, 6)),
+    third = reconcile.reconcile(svc, PARTNER,
+                                csv_statement([(r[0], amount[r[0]])], date(2026, 12, 6)),
                                 "s3.csv", officers.maker)
     assert _items(svc, third.statement_id) == [(r[0], "duplicate_line")]  # already reconciled
     _balanced_and_true(svc)
@@ -172,7 +176,7 @@ def test_a_bad_line_refuses_the_whole_statement(world, officers):
     _confirm(world, r[:1], "paid")
     body = csv_statement([(r[0], world.transfer(r[0]).amount_centimes)]).getvalue()
     broken = body.replace(b"2026-12-05", b"2026-13-05", 1)
-    with pytest.raises(StatementError, match="^line 2: value_date '2026-13-05' is not YYYY-MM-DD"):
+    with pytest.raises(StatementError, match=r"^line 2: value_date '2026-13-05' is not YYYY-MM-DD"):
         reconcile.reconcile(svc, PARTNER, io.BytesIO(broken), "x.csv", officers.maker)
     with svc.uow() as session:
         assert session.execute(select(func.count()).select_from(Statement)).scalar_one() == 0

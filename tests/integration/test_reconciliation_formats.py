@@ -79,9 +79,11 @@ def _mt940(lines, closing_off: int = 0) -> io.BytesIO:
     for ref, amount, _currency, kind in lines:
         mark = "D" if kind == EntryKind.PAYMENT else "C"
         balance += -amount if kind == EntryKind.PAYMENT else amount
-        body.append(f":61:{day}{VALUE_DATE.strftime('%m%d')}{mark}{_units(amount)}NTRFNONREF//B{len(body)}")
+        body.append(
+            f":61:{day}{VALUE_DATE.strftime('%m%d')}{mark}{_units(amount)}NTRFNONREF//B{len(body)}")
         # The reference sits in a multi-line :86: narrative.
-        body += [f":86:/EREF/{ref}", "/REMI/AIDE SOCIALE DIRECTE" + (" MD06" if mark == "C" else ""),
+        body += [f":86:/EREF/{ref}",
+                 "/REMI/AIDE SOCIALE DIRECTE" + (" MD06" if mark == "C" else ""),
                  "/ORDP/PROGRAMME ASD"]
     body += [f":62F:C{day}MAD{_units(balance + closing_off)}", "-"]
     return io.BytesIO(("\r\n".join(body) + "\r\n").encode())
@@ -155,7 +157,8 @@ def test_statement_whose_balances_do_not_add_up_is_an_exception(world, format_na
     with svc.uow() as session:
         row = session.execute(select(ReconException).where(
             ReconException.type == "balance_difference")).scalar_one()
-        assert (row.statement_id, row.amount_centimes, row.status) == (report.statement_id, -250, "open")
+        assert (row.statement_id, row.amount_centimes,
+                row.status) == (report.statement_id, -250, "open")
         assert "difference 250" in row.detail
 
 
@@ -167,7 +170,8 @@ def test_statement_upload_over_the_api_names_its_format(world):
     created = api.call("POST", f"/api/v1/partners/{PARTNER}/statements", "maker", data={
         "file": (_write("camt053", lines), "barid.xml"), "format": "camt053"})
     assert created.status_code == 201, created.get_json()
-    assert (created.get_json()["matched"], created.get_json()["balance_difference_centimes"]) == (2, 0)
+    assert (created.get_json()["matched"],
+            created.get_json()["balance_difference_centimes"]) == (2, 0)
     wrong = api.call("POST", f"/api/v1/partners/{PARTNER}/statements", "maker", data={
         "file": (_write("camt053", lines[:1]), "barid.xml"), "format": "csv"})
     assert (wrong.status_code, wrong.get_json()["error"]["code"]) == (422, "invalid_statement")

@@ -33,7 +33,8 @@ def test_rejected_file_can_then_be_imported_valid_rows_only(svc, officers, house
     again = _import(svc, path, officers.maker, valid_rows_only=True)
     assert (again.status, again.duplicate_of) == ("duplicate", partial.import_id)
     with svc.uow() as session:
-        statuses = session.execute(select(RegistryImport.status).order_by(RegistryImport.id)).scalars().all()
+        statuses = session.execute(
+            select(RegistryImport.status).order_by(RegistryImport.id)).scalars().all()
     assert statuses == ["rejected", "partial"]
     assert _households(svc) == 57
 

@@ -41,7 +41,8 @@ def world(pg_svc, households_csv, redis_url):
     refs = built.refs["BARID"]
     confirmations.apply(pg_svc, "BARID", [
         {"event_id": None, "reference": r, "status": status, "occurred_at": None, "reason": None,
-         "service_point": None} for r, status in zip(refs[:8], ["paid"] * 5 + ["rejected"] * 3)])
+         "service_point": None}
+        for r, status in zip(refs[:8], ["paid"] * 5 + ["rejected"] * 3, strict=True)])
     statement = csv_statement([(refs[0], built.transfer(refs[0]).amount_centimes + 7),
                                ("XNOTOURS0000001", 500)])
     reconcile.reconcile(pg_svc, "BARID", statement, "r.csv", officers.maker)
@@ -54,7 +55,8 @@ def _truth(session, kind: str) -> dict[tuple[str, str, str], tuple[int, int, int
     from one row per transfer and per exception."""
     out: dict = defaultdict(lambda: [0, 0, 0])
     for t, region, program, period in session.execute(
-            select(Transfer, Household.region_code, PaymentInstruction.program, PaymentInstruction.period)
+            select(Transfer, Household.region_code, PaymentInstruction.program,
+                   PaymentInstruction.period)
             .join(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)
             .join(Household, Household.id == PaymentInstruction.household_pk)):
         key = {"batch": str(t.batch_id), "partner": t.partner_code,
@@ -93,7 +95,8 @@ def test_csv_xlsx_and_json_figures_equal_the_database_sums(world, kind):
         rows = reports.build(session, kind, where, AS_OF)
     as_json = reports.as_json(kind, where, rows)
     from_json = {(r["key"], r["section"], r["category"]): (r["count"], r["amount_centimes"],
-                                                           r["fee_centimes"]) for r in as_json["rows"]}
+                                                           r["fee_centimes"])
+                 for r in as_json["rows"]}
     text = io.StringIO()
     reports.write_csv(kind, rows, text)
     parsed = list(csv.reader(io.StringIO(text.getvalue())))
@@ -130,7 +133,8 @@ def test_reports_over_the_api_in_each_format(world):
 
 
 def _cli(svc, tmp_path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATABASE_URL": svc.settings.database_url, "DISBURSE_VAR_DIR": str(tmp_path),
+    env = {**os.environ, "DATABASE_URL": svc.settings.database_url,
+           "DISBURSE_VAR_DIR": str(tmp_path),
            "DISBURSE_DATA_KEY": base64.b64encode(svc.settings.data_key).decode(),
            **{f"PARTNER_{c}_HMAC_KEYS": k for c, k in PARTNER_KEYS.items()}}
     env.pop("REDIS_URL", None)
@@ -161,7 +165,8 @@ def test_ledger_check_sets_the_gauges(world):
     with svc.uow() as session:
         assert ledger.check(session).balanced
     assert REGISTRY.get_sample_value("disburse_ledger_balanced") == 1
-    assert REGISTRY.get_sample_value("disburse_ledger_difference_centimes", {"partner": "BARID"}) == 0
+    assert REGISTRY.get_sample_value("disburse_ledger_difference_centimes",
+                                     {"partner": "BARID"}) == 0
     with svc.uow() as session:
         released = sum(c.released for c in ledger.check(session).cycles if c.partner == "BARID")
         ledger.post(session, "payment", PROGRAM, PERIOD, "BARID", "stray",
@@ -170,6 +175,7 @@ def test_ledger_check_sets_the_gauges(world):
         assert not ledger.check(session).balanced
     assert REGISTRY.get_sample_value("disburse_ledger_balanced") == 0
     # paid and outstanding each disagree with the transfers by 100.
-    assert REGISTRY.get_sample_value("disburse_ledger_difference_centimes", {"partner": "BARID"}) == 200
+    assert REGISTRY.get_sample_value("disburse_ledger_difference_centimes",
+                                     {"partner": "BARID"}) == 200
     assert REGISTRY.get_sample_value("disburse_ledger_figure_centimes",
                                      {"partner": "BARID", "kind": "released"}) == released

@@ -49,7 +49,8 @@ def households_csv(tmp_path, specs: list[tuple[str, str | None]]):
     with path.open("w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream, lineterminator="\n")
         writer.writerow(HOUSEHOLD_COLUMNS)
-        for row, (commune, chosen) in zip(generate_households(len(specs), seed=5), specs):
+        generated = generate_households(len(specs), seed=5)
+        for row, (commune, chosen) in zip(generated, specs, strict=True):
             row.update(region_code=commune[:2], province_code=commune[:3], commune_code=commune,
                        channel="cash", account="", wallet_phone="", partner_code=chosen or "",
                        score="5.1")
@@ -84,10 +85,12 @@ def plan(svc: Services, tmp_path, specs):
 def transfers_by_household(svc: Services) -> dict[str, Transfer]:
     with svc.uow() as session:
         rows = session.execute(select(Household.household_id, Transfer)
-                               .join(PaymentInstruction, PaymentInstruction.household_pk == Household.id)
-                               .join(Transfer, Transfer.instruction_id == PaymentInstruction.id)).all()
+                               .join(PaymentInstruction,
+                                     PaymentInstruction.household_pk == Household.id)
+                               .join(Transfer,
+                                     Transfer.instruction_id == PaymentInstruction.id)).all()
         session.expunge_all()
-    return {hid: t for hid, t in rows}
+    return dict(rows)
 
 
 def test_capacity_spill_by_partner_and_point_coverage_gap_window_spread_and_fees(pg_svc, tmp_path):
@@ -123,7 +126,8 @@ def test_capacity_spill_by_partner_and_point_coverage_gap_window_spread_and_fees
             for code in ("CASHPLUS", "BARID")}
     assert result.fee_centimes == sum(t.fee_centimes for t in transfers)
 
-    env = {"DATABASE_URL": svc.settings.database_url, "DISBURSE_DATA_KEY": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
+    env = {"DATABASE_URL": svc.settings.database_url,
+           "DISBURSE_DATA_KEY": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
            "DISBURSE_VAR_DIR": str(tmp_path)}
     spilled = next(hid for hid, t in by_household.items() if t.service_point == "B-FAR")
     out = cli(env, "routing", "explain", spilled)
@@ -133,7 +137,7 @@ def test_capacity_spill_by_partner_and_point_coverage_gap_window_spread_and_fees
            "day of the 5-day window (capacity 2 a day)" in out.stdout
     assert "service point B-FAR, nearest in province 041" in out.stdout
     assert "1 point(s) tried before it had no room" in out.stdout
-    gap = next(iter(set(h for h in _household_ids(svc)) - set(by_household)))
+    gap = next(iter(set(_household_ids(svc)) - set(by_household)))
     out = cli(env, "routing", "explain", gap, "--period", PERIOD)
     assert "NOT ROUTED" in out.stdout
     assert "chosen partner CASHPLUS: skipped, does not cover region 05" in out.stdout
@@ -194,9 +198,9 @@ def test_service_point_file_is_upserted_and_a_bad_file_changes_nothing(pg_svc):
         rows = session.execute(select(ServicePoint.code, ServicePoint.daily_capacity_transfers)
                                .order_by(ServicePoint.code)).all()
     assert [tuple(r) for r in rows] == [("B-1", 20), ("B-2", 5)]
+    pg_svc.partners["X"] = dataclasses.replace(pg_svc.partners["BARID"], code="X",
+                                                channels=frozenset({"bank"}))
     with pytest.raises(service_points.NotACashPartner):
-        pg_svc.partners["X"] = dataclasses.replace(pg_svc.partners["BARID"], code="X",
-                                                    channels=frozenset({"bank"}))
         service_points.import_file(pg_svc, "X", points_csv(("X-1", "041001", 1)), officers.maker)
 
 

@@ -40,7 +40,7 @@ TOTP_MARGIN_SECONDS = 5
 def console_services(svc: Services) -> Services:
     """The same services with a session secret, as `make run` or production
     has, sharing the original's job queue (so the test can drain it)."""
-    svc.queue  # created now, so that the copy holds the same queue
+    _ = svc.queue  # created now, so that the copy holds the same queue
     return dataclasses.replace(svc, settings=svc.settings.with_overrides(
         session_secret=secrets.token_bytes(32)))
 
@@ -153,7 +153,8 @@ def build_batch(svc: Services, n: int, *, maker: str = "maker", shared_cin: int 
                                5_000_000, 1, 1, 0, 0, False, False, "wallet", None, False,
                                imp.id, now))
             accounts.append({"household_id": f"HH{year}-{i:08d}", "account_hash": account_hash,
-                             "first_seen_at": now if i >= n - new_accounts else earlier - timedelta(days=1)})
+                             "first_seen_at": now
+                             if i >= n - new_accounts else earlier - timedelta(days=1)})
         write_rows(session, Household.__table__, HOUSEHOLD_COLUMNS, households)
         session.execute(HouseholdAccount.__table__.insert(), accounts)
         # Earlier instructions: "unusual" households at a tenth of today's
@@ -165,11 +166,12 @@ def build_batch(svc: Services, n: int, *, maker: str = "maker", shared_cin: int 
         write_rows(session, PaymentInstruction.__table__, columns, [
             (pid, previous_cycle.id, "asd", f"{year}-05", household_ids[i],
              amount // 10 if i < unusual else amount, "MAD", [["floor", amount]], "BARID",
-             "test", earlier) for pid, i in zip(prev_ids, previous)], json_columns=["lines"])
+             "test", earlier)
+            for pid, i in zip(prev_ids, previous, strict=True)], json_columns=["lines"])
         instruction_ids = reserve_ids(session, PaymentInstruction.__table__, n)
         write_rows(session, PaymentInstruction.__table__, columns, [
             (iid, cycle.id, "asd", f"{year}-06", hid, amount, "MAD", [["floor", amount]], "BARID",
-             "test", now) for iid, hid in zip(instruction_ids, household_ids)],
+             "test", now) for iid, hid in zip(instruction_ids, household_ids, strict=True)],
             json_columns=["lines"])
         transfer_ids = reserve_ids(session, Transfer.__table__, n)
         write_rows(session, Transfer.__table__,
@@ -178,7 +180,8 @@ def build_batch(svc: Services, n: int, *, maker: str = "maker", shared_cin: int 
                     "updated_at"],
                    [(tid, iid, batch.id, new_reference(), 1, "BARID", "wallet", amount, "MAD",
                      350, "pending_approval", k // 2000, now)
-                    for k, (tid, iid) in enumerate(zip(transfer_ids, instruction_ids))])
+                    for k, (tid, iid)
+                    in enumerate(zip(transfer_ids, instruction_ids, strict=True))])
         session.commit()
         return batch.id
 

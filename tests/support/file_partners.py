@@ -93,8 +93,10 @@ def snapshot(svc: Services) -> dict:
                     Transfer.reference, Transfer.status, Transfer.status_reason,
                     Transfer.service_point, Transfer.updated_at)).all()),
                 "events": session.execute(select(func.count()).select_from(TransferEvent)).scalar(),
-                "inbound": session.execute(select(func.count()).select_from(InboundMessage)).scalar(),
-                "ledger_lines": session.execute(select(func.count()).select_from(LedgerLine)).scalar()}
+                "inbound": session.execute(
+                    select(func.count()).select_from(InboundMessage)).scalar(),
+                "ledger_lines": session.execute(
+                    select(func.count()).select_from(LedgerLine)).scalar()}
 
 
 def released(file_svc: Services, officers, households: Path, sim: FileSimulatorProcess,

@@ -15,7 +15,8 @@ def rib(bank: str = "007", city: str = "780", account: str = "0001234567890123")
     return body + rib_key(body)
 
 
-def transfer(reference: str | None = None, amount_centimes: int = 50_000, *, account: str | None = None,
+def transfer(reference: str | None = None, amount_centimes: int = 50_000, *,
+             account: str | None = None,
              currency: str = "MAD", name: str = "Fatima Zahra El Idrissi") -> OutboundTransfer:
     return OutboundTransfer(reference or new_reference(), amount_centimes, currency, "bank", name,
                             "AB123456", None, account or rib(), "06")
@@ -33,5 +34,6 @@ references = st.from_regex(r"D[0-9A-Z]{14}", fullmatch=True)
 @st.composite
 def batches(draw, max_size: int = 40) -> list[OutboundTransfer]:
     refs = draw(st.lists(references, min_size=1, max_size=max_size, unique=True))
-    return [OutboundTransfer(ref, draw(amounts), "MAD", "bank", draw(names), "AB1", None, draw(ribs), "01")
+    return [OutboundTransfer(ref, draw(amounts), "MAD", "bank", draw(names),
+                             "AB1", None, draw(ribs), "01")
             for ref in refs]

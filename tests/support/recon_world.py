@@ -39,7 +39,8 @@ class World:
 
     def transfer(self, reference: str) -> Transfer:
         with self.svc.uow() as session:
-            return session.execute(select(Transfer).where(Transfer.reference == reference)).scalar_one()
+            return session.execute(
+                select(Transfer).where(Transfer.reference == reference)).scalar_one()
 
     def move(self, references: list[str], *targets: S) -> None:
         """Walks the transfers through `targets` with the state machine's own

@@ -20,6 +20,8 @@ recorded in ``tests/.services.state.json`` so that ``stop`` stops exactly that.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import glob
 import json
 import os
@@ -123,12 +125,12 @@ def _apt_install(*packages: str) -> None:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     if not _apt_updated:
         log("apt-get update")
-        _run(prefix + ["apt-get", "update"], env=env, timeout=900)
+        _run([*prefix, "apt-get", "update"], env=env, timeout=900)
         _apt_updated = True
     log(f"apt-get install -y {' '.join(packages)}")
-    _run(prefix + ["apt-get", "install", "-y", "--no-install-recommends",
-                   "-o", "Dpkg::Options::=--force-confdef",
-                   "-o", "Dpkg::Options::=--force-confold", *packages],
+    _run([*prefix, "apt-get", "install", "-y", "--no-install-recommends",
+          "-o", "Dpkg::Options::=--force-confdef",
+          "-o", "Dpkg::Options::=--force-confold", *packages],
          env=env, timeout=1800)
 
 
@@ -148,7 +150,7 @@ def _split_pg(url: str):
 def _plain_pg_url(url: str) -> str:
     """postgresql+psycopg://... -> postgresql://... (for libpq / psycopg)."""
     u = urlsplit(url)
-    return urlunsplit(("postgresql",) + tuple(u[1:]))
+    return urlunsplit(("postgresql", *u[1:]))
 
 
 def _with_dbname(url: str, dbname: str) -> str:
@@ -219,11 +221,11 @@ def pg_answers(url: str, *, create_db: bool = True) -> bool:
             env["PGPASSWORD"] = p["password"]
         base = [psql, "-h", p["host"], "-p", str(p["port"]), "-U", p["user"], "-X", "-A", "-t",
                 "-v", "ON_ERROR_STOP=1"]
-        r = _run(base + ["-d", p["dbname"], "-c", "SELECT 1"], check=False, env=env, quiet=True)
+        r = _run([*base, "-d", p["dbname"], "-c", "SELECT 1"], check=False, env=env, quiet=True)
         if r.returncode == 0:
             return True
         if create_db and "does not exist" in r.stdout:
-            r2 = _run(base + ["-d", "postgres", "-c", f'CREATE DATABASE "{p["dbname"]}"'],
+            r2 = _run([*base, "-d", "postgres", "-c", f'CREATE DATABASE "{p["dbname"]}"'],
                       check=False, env=env, quiet=True)
             if r2.returncode == 0:
                 log(f"created database {p['dbname']!r} on {p['host']}:{p['port']}")
@@ -301,7 +303,7 @@ def _as_pg_user(cmd: list[str]) -> list[str]:
     if not _is_root():
         return cmd
     if shutil.which("runuser"):
-        return ["runuser", "-u", PG_OS_USER, "--"] + cmd
+        return ["runuser", "-u", PG_OS_USER, "--", *cmd]
     import shlex
     return ["su", PG_OS_USER, "-s", "/bin/sh", "-c", " ".join(shlex.quote(c) for c in cmd)]
 
@@ -408,7 +410,7 @@ def start_private_redis() -> dict:
             if r.returncode == 0:
                 url = f"redis://127.0.0.1:{port}/0"
                 try:
-                    _wait(lambda: redis_answers(url), "private Redis", timeout=20)
+                    _wait(functools.partial(redis_answers, url), "private Redis", timeout=20)
                 except ServiceError as exc:
                     last_err = f"{exc}\n{_tail(logfile)}"
                     _kill_pid(_read_pidfile(pidfile, 0.5), "redis-server")
@@ -461,10 +463,8 @@ def _kill_pid(pid: int | None, expect: str, timeout: float = 15.0) -> None:
         if not _pid_alive(pid):
             return
         time.sleep(0.1)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def stop_one(info: dict) -> None:
@@ -502,10 +502,8 @@ def _save_state(state: dict) -> None:
             json.dump(state, f, indent=2)
         os.replace(tmp, STATE_FILE)
     else:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.remove(STATE_FILE)
-        except FileNotFoundError:
-            pass
 
 
 def _write_env(urls: dict) -> None:
@@ -543,7 +541,8 @@ def ensure(*, write: bool = True, verbose: bool = True) -> dict:
             else:
                 if prev:
                     stop_one(state.pop("postgres"))
-                log(f"PostgreSQL does not answer at {p['host']}:{p['port']}; starting a private one")
+                log(f"PostgreSQL does not answer at {p['host']}:{p['port']}; "
+                    "starting a private one")
                 info = start_private_postgres(p["dbname"], p["user"])
                 started.append(info)
                 state["postgres"] = info
@@ -595,10 +594,8 @@ def stop() -> None:
             log(f"stopping private {kind} on 127.0.0.1:{info.get('port')} (pid {info.get('pid')})")
             stop_one(info)
     _save_state(state)
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.remove(ENV_FILE)
-    except FileNotFoundError:
-        pass
 
 
 def status() -> int:

@@ -110,7 +110,8 @@ def test_search_hash_tells_different_ids_apart(vault) -> None:
 
 @given(value=st.text(min_size=1, max_size=30))
 def test_search_hash_depends_on_the_key(value: str) -> None:
-    assert PersonalDataVault(KEY).search_hash(value) != PersonalDataVault(OTHER_KEY).search_hash(value)
+    assert (PersonalDataVault(KEY).search_hash(value)
+            != PersonalDataVault(OTHER_KEY).search_hash(value))
 
 
 def test_search_hash_is_not_the_plain_sha256(vault) -> None:

@@ -25,4 +25,5 @@ def test_no_reason_exactly_when_the_lines_are_the_same(before, after):
     assert (line_changes(before, after) == []) == same
     assert len(line_changes(before, after)) == len(
         {c for c, _ in before} ^ {c for c, _ in after}
-        | {c for c, a in before if c in dict(map(tuple, after)) and dict(map(tuple, after))[c] != a})
+        | {c for c, a in before if c in dict(map(tuple, after))
+           and dict(map(tuple, after))[c] != a})

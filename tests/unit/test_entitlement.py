@@ -205,8 +205,8 @@ def test_disabled_child_is_taken_out_of_the_unschooled_count_first(year: int) ->
 
 @pytest.mark.parametrize("year", YEARS)
 @pytest.mark.parametrize("composition", [
-    dict(young=1), dict(unschooled=1), dict(schooled=5), dict(unschooled=6),
-    dict(young=2, unschooled=2), dict(disabled=1, unschooled=1),
+    {"young": 1}, {"unschooled": 1}, {"schooled": 5}, {"unschooled": 6},
+    {"young": 2, "unschooled": 2}, {"disabled": 1, "unschooled": 1},
 ])
 def test_orphan_household_lines_are_at_least_the_orphan_amount(year: int, composition) -> None:
     row = TABLE[year]
@@ -279,7 +279,7 @@ def test_seventh_child_left_out_is_the_least_paid_category(year: int) -> None:
 
 
 @pytest.mark.parametrize("year", YEARS)
-@pytest.mark.parametrize("composition", [dict(), dict(young=6, disabled=2), dict(unschooled=3)])
+@pytest.mark.parametrize("composition", [{}, {"young": 6, "disabled": 2}, {"unschooled": 3}])
 def test_flat_rate_household_gets_the_floor_whatever_its_children(year: int, composition) -> None:
     ent = ASD.entitlement(year, household(**composition, flat_rate=True))
 

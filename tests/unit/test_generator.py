@@ -80,7 +80,8 @@ def test_the_mix_looks_like_the_registry(records: list[HouseholdRecord]) -> None
     assert 0.8 < share(lambda r: r.partner_code is None) < 0.9
 
 
-def test_regions_follow_population_and_provinces_their_region(records: list[HouseholdRecord]) -> None:
+def test_regions_follow_population_and_provinces_their_region(
+        records: list[HouseholdRecord]) -> None:
     by_region = Counter(record.region_code for record in records)
     assert by_region.most_common(1)[0][0] == "06"  # Casablanca-Settat, ~20%
     assert set(by_region) == set(REGIONS)
@@ -120,26 +121,31 @@ def test_generation_streams() -> None:
     assert next(households)["household_id"] == "RSU-00000001"
 
 
-@pytest.mark.parametrize(("write", "fmt", "first_line"), [(write_csv, "csv", 2), (write_jsonl, "jsonl", 1)])
+@pytest.mark.parametrize(("write", "fmt", "first_line"),
+                         [(write_csv, "csv", 2), (write_jsonl, "jsonl", 1)])
 def test_broken_rows_are_reported_at_their_lines(write, fmt: str, first_line: int) -> None:
     stream = io.StringIO()
     broken = write(stream, 1_000, seed=11, bad_rows=8)
-    assert [row.field for row in broken] == ["cin", "children_0_5", "region_code", "household_id"] * 2
+    assert [row.field for row in broken] == ["cin", "children_0_5",
+                                             "region_code", "household_id"] * 2
     # Spread evenly: data row index (k + 1) * n // (bad_rows + 1).
     assert [row.line for row in broken] == [first_line + (k + 1) * 1_000 // 9 for k in range(8)]
-    refused = [outcome for outcome in read_back(stream.getvalue(), fmt) if isinstance(outcome, RowError)]
+    refused = [outcome for outcome in read_back(stream.getvalue(), fmt)
+               if isinstance(outcome, RowError)]
     assert [(outcome.line, outcome.household_id, outcome.errors[0][0]) for outcome in refused] == [
         (row.line, row.household_id, row.field) for row in broken]
     assert [len(outcome.errors) for outcome in refused] == [1] * 8
     duplicate = refused[3]
     assert duplicate.errors[0][1] == (
-        f'duplicate household id "{duplicate.household_id}", first seen on line {duplicate.line - 1}')
+        f'duplicate household id "{duplicate.household_id}", '
+        f"first seen on line {duplicate.line - 1}")
 
 
 def test_broken_rows_are_at_the_same_place_for_csv_and_jsonl() -> None:
     csv_broken = write_csv(io.StringIO(), 300, bad_rows=3)
     jsonl_broken = write_jsonl(io.StringIO(), 300, bad_rows=3)
-    assert [BrokenRow(row.line - 1, row.household_id, row.field) for row in csv_broken] == jsonl_broken
+    assert [BrokenRow(row.line - 1, row.household_id, row.field)
+            for row in csv_broken] == jsonl_broken
 
 
 def test_too_many_broken_rows_are_refused() -> None:

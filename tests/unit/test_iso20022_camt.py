@@ -41,13 +41,15 @@ def _read(reader_fn, data: bytes) -> tuple[list, StatementSummary]:
 
 def _statement(entries, opening=1_000_000, **kwargs) -> bytes:
     out = io.BytesIO()
-    write_camt053(out, "MSG-1", CREATED, [AccountReport("STMT-1", ACCOUNT, "MAD", entries, DAY, DAY,
-                                                          opening_balance_centimes=opening, **kwargs)])
+    report = AccountReport("STMT-1", ACCOUNT, "MAD", entries, DAY, DAY,
+                           opening_balance_centimes=opening, **kwargs)
+    write_camt053(out, "MSG-1", CREATED, [report])
     return out.getvalue()
 
 
 _transactions = st.builds(BookedTransaction, references, amounts, st.just("MAD"),
-                          st.sampled_from(EntryKind), st.none() | st.sampled_from(["AC04", "MD07", "AC01"]))
+                          st.sampled_from(EntryKind),
+                          st.none() | st.sampled_from(["AC04", "MD07", "AC01"]))
 
 
 @st.composite
@@ -57,7 +59,8 @@ def _entries(draw) -> list[BookedEntry]:
         kind = draw(st.sampled_from(EntryKind))
         txs = draw(st.lists(_transactions, min_size=1, max_size=4))
         entries.append(BookedEntry([BookedTransaction(t.reference, t.amount_centimes, kind=kind,
-                                                      reason_code=t.reason_code if kind == EntryKind.RETURN
+                                                      reason_code=t.reason_code
+                                                      if kind == EntryKind.RETURN
                                                       else None) for t in txs], DAY, DAY,
                                    reversal=kind == EntryKind.RETURN and draw(st.booleans())))
     return entries
@@ -69,7 +72,8 @@ def test_a_generated_camt053_validates_and_round_trips_to_the_centime(entries, o
     data = _statement(entries, opening)
     assert schemas.validate(io.BytesIO(data)) == CAMT_053
     read, summary = _read(read_camt053, data)
-    expected = [(t.reference, t.amount_centimes, t.kind, t.reason_code) for e in entries for t in e.transactions]
+    expected = [(t.reference, t.amount_centimes, t.kind, t.reason_code) for e in entries
+                for t in e.transactions]
     assert [(e.reference, e.amount_centimes, e.kind, e.reason_code) for e in read] == expected
     assert summary.opening_balance_centimes == opening
     assert summary.balance_difference() == 0
@@ -101,7 +105,8 @@ def test_the_bank_camt053_sample_reads_with_returns_batches_and_balances() -> No
     assert entries[3].locator == "Stmt[1]/Ntry[3]/NtryDtls/TxDtls[2]"
     assert (summary.statement_id, summary.account, summary.currency) == \
         ("1234Test/1", "011780000001234567890187", "MAD")
-    assert (summary.opening_balance_centimes, summary.closing_balance_centimes) == (1556827, 1245776)
+    assert (summary.opening_balance_centimes,
+            summary.closing_balance_centimes) == (1556827, 1245776)
     assert summary.other_movements_centimes == -1500 and summary.balance_difference() == 0
     assert any("Ntry[4]" in note for note in summary.notes)
 
@@ -110,11 +115,13 @@ def test_the_bank_camt054_sample_reads() -> None:
     data = (FIXTURES / "camt054_bank_sample.xml").read_bytes()
     schemas.validate(io.BytesIO(data))
     entries, summary = _read(reader("camt054"), data)
-    assert [(e.reference, e.amount_centimes, e.kind, e.reason_code, e.value_date) for e in entries] == [
+    assert [(e.reference, e.amount_centimes, e.kind, e.reason_code,
+             e.value_date) for e in entries] == [
         ("DKMGPAN70A5XC4T", 85000, EntryKind.PAYMENT, None, DAY),
         ("DTRGQFBJBT1QP04", 120000, EntryKind.PAYMENT, None, DAY),
         ("D1BKJ72YGKXBVKW", 30000, EntryKind.RETURN, "MD07", date(2024, 5, 4))]
-    assert (summary.account, summary.currency, summary.payments_centimes, summary.returns_centimes) == \
+    assert (summary.account, summary.currency, summary.payments_centimes,
+            summary.returns_centimes) == \
         ("190810000998877665544361", "MAD", 205000, 30000)
 
 
@@ -132,7 +139,8 @@ def _sample(old: str = "", new: str = "", count: int = 1) -> bytes:
      r'Stmt\[1\]/Ntry\[3\]/NtryDtls/TxDtls\[2\]/Amt: "1405,31" is not an amount'),
     (lambda: _sample('<Amt Ccy="MAD">754.25</Amt>', '<Amt Ccy="dirham">754.25</Amt>'),
      r'Stmt\[1\]/Ntry\[1\]/Amt/@Ccy: "dirham" is not an ISO 4217 currency code'),
-    (lambda: _sample('<Amt Ccy="MAD">754.25</Amt>', '<Amt>754.25</Amt>'), r"Stmt\[1\]/Ntry\[1\]/Amt/@Ccy: missing"),
+    (lambda: _sample('<Amt Ccy="MAD">754.25</Amt>', '<Amt>754.25</Amt>'),
+     r"Stmt\[1\]/Ntry\[1\]/Amt/@Ccy: missing"),
     (lambda: _sample("<CdtDbtInd>DBIT</CdtDbtInd>", ""), r"Stmt\[1\]/Ntry\[1\]/CdtDbtInd: missing"),
     (lambda: _sample("<CdtDbtInd>CRDT</CdtDbtInd>", "<CdtDbtInd>PLUS</CdtDbtInd>"),
      r"Stmt\[1\]/Bal\[1\]/CdtDbtInd: 'PLUS' is neither CRDT nor DBIT"),
@@ -141,10 +149,13 @@ def _sample(old: str = "", new: str = "", count: int = 1) -> bytes:
     (lambda: _sample("<NbOfNtries>4</NbOfNtries>", "<NbOfNtries>5</NbOfNtries>"),
      r"Stmt\[1\]/TxsSummry/TtlNtries/NbOfNtries: declares 5 entries, the report holds 4"),
     (lambda: re.sub(rb"<ValDt>\s*<Dt>2024-05-03</Dt>\s*</ValDt>\s*<BkTxCd>", b"<BkTxCd>",
-                    re.sub(rb"<BookgDt>\s*<Dt>2024-05-03</Dt>\s*</BookgDt>", b"", _sample(), count=1), count=1),
+                    re.sub(rb"<BookgDt>\s*<Dt>2024-05-03</Dt>\s*</BookgDt>", b"",
+                           _sample(), count=1), count=1),
      r"Stmt\[1\]/Ntry\[1\]/ValDt: missing, and no BookgDt either"),
-    (lambda: _sample("<Dt>2024-05-03</Dt>", "<Dt>2024-02-30</Dt>"), r'Stmt\[1\]/Bal\[1\]/Dt/Dt: "2024-02-30" is not a date'),
-    (lambda: _sample("xsd:camt.053.001.08\"", "xsd:camt.053.001.02\""), "message camt.053.001.02, expected camt.053.001.08"),
+    (lambda: _sample("<Dt>2024-05-03</Dt>", "<Dt>2024-02-30</Dt>"),
+     r'Stmt\[1\]/Bal\[1\]/Dt/Dt: "2024-02-30" is not a date'),
+    (lambda: _sample("xsd:camt.053.001.08\"", "xsd:camt.053.001.02\""),
+     "message camt.053.001.02, expected camt.053.001.08"),
     (lambda: _sample()[:3000], "not well-formed or truncated"),
 ])
 def test_a_malformed_camt053_is_refused_naming_where(data, message) -> None:
@@ -162,18 +173,21 @@ def test_an_entity_attack_in_a_statement_is_a_statement_error() -> None:
 
 def test_a_camt054_given_as_a_statement_names_the_message() -> None:
     data = (FIXTURES / "camt054_bank_sample.xml").read_bytes()
-    with pytest.raises(StatementError, match="message camt.054.001.08, expected camt.053.001.08"):
+    with pytest.raises(StatementError,
+                       match=re.escape("message camt.054.001.08, expected camt.053.001.08")):
         _read(read_camt053, data)
 
 
 def test_a_notification_cannot_carry_balances() -> None:
     with pytest.raises(CamtWriteError, match="carries no balances"):
-        write_camt054(io.BytesIO(), "M", CREATED, [AccountReport("N", ACCOUNT, "MAD", [], opening_balance_centimes=1)])
+        write_camt054(io.BytesIO(), "M", CREATED,
+                      [AccountReport("N", ACCOUNT, "MAD", [], opening_balance_centimes=1)])
 
 
 def test_a_200000_entry_statement_is_read_in_bounded_memory(tmp_path: Path) -> None:
     count = 200_000
-    refs = [f"D{n:014d}" for n in range(count)]   # format only: the reader does not check the check character
+    # Format only: the reader does not check the check character.
+    refs = [f"D{n:014d}" for n in range(count)]
     entries = _LazyEntries(refs)
     path = tmp_path / "big.camt053.xml"
     write_camt053(path, "BIG", CREATED, [AccountReport("BIG-1", ACCOUNT, "MAD", entries, DAY, DAY,

@@ -3,6 +3,7 @@ XSD, totals are exact, and each status level drives the right PartnerStatus."""
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
@@ -32,8 +33,10 @@ from disbursement.iso20022 import schemas
 from disbursement.iso20022.xml import PAIN_001, PAIN_002, MessageError
 from tests.support.iso20022 import batches, rib, transfer
 
-HEADER = InitiationHeader("MSG-2024-05-0001", "BATCH-17-BANKA", datetime(2024, 5, 1, 9, 30, tzinfo=UTC),
-                          date(2024, 5, 2), "Programme ASD", Debtor("Tresorerie ASD", rib("011", "780")))
+HEADER = InitiationHeader("MSG-2024-05-0001", "BATCH-17-BANKA",
+                          datetime(2024, 5, 1, 9, 30, tzinfo=UTC),
+                          date(2024, 5, 2), "Programme ASD",
+                          Debtor("Tresorerie ASD", rib("011", "780")))
 
 
 def _pain001(transfers, header=HEADER) -> bytes:
@@ -65,7 +68,8 @@ def test_pain001_carries_reference_rib_and_bank_code_of_each_transfer() -> None:
     assert "<PmtMtd>TRF</PmtMtd>" in text and "<CtrlSum>1234.56</CtrlSum>" in text
 
 
-@pytest.mark.parametrize("account", ["007780000123456789012300", "12345", None, "00778000012345678901239X"])
+@pytest.mark.parametrize("account",
+                         ["007780000123456789012300", "12345", None, "00778000012345678901239X"])
 def test_an_invalid_rib_is_refused_naming_the_reference_before_anything_is_written(account) -> None:
     good = transfer()
     bad = replace(good, reference="DBADRIB00000001", account=account)
@@ -97,7 +101,8 @@ def test_a_reference_twice_in_one_batch_is_refused() -> None:
 def test_reading_a_pain001_whose_ctrlsum_disagrees_names_it() -> None:
     data = _pain001([transfer(amount_centimes=100), transfer(amount_centimes=250)])
     data = data.replace(b"<CtrlSum>3.50</CtrlSum>", b"<CtrlSum>3.51</CtrlSum>", 1)
-    with pytest.raises(MessageError, match=r"GrpHdr/CtrlSum: declares 3.51, the transactions add up to 3.50"):
+    with pytest.raises(MessageError,
+                       match=r"GrpHdr/CtrlSum: declares 3.51, the transactions add up to 3.50"):
         list(read_pain001(io.BytesIO(data), InitiationSummary()))
 
 
@@ -105,7 +110,8 @@ def test_reading_a_pain001_whose_ctrlsum_disagrees_names_it() -> None:
 
 def _report(**kwargs) -> bytes:
     out = io.BytesIO()
-    write_pain002(out, StatusReport("STS-1", datetime(2024, 5, 2, 8, 0, tzinfo=UTC), "MSG-1", **kwargs))
+    write_pain002(out,
+                  StatusReport("STS-1", datetime(2024, 5, 2, 8, 0, tzinfo=UTC), "MSG-1", **kwargs))
     data = out.getvalue()
     assert schemas.validate(io.BytesIO(data)) == PAIN_002
     return data
@@ -116,7 +122,8 @@ def _statuses(data: bytes) -> dict[str | None, tuple[PartnerStatus | None, str |
 
 
 def test_transaction_level_statuses_drive_each_reference() -> None:
-    data = _report(group_status="PART", payment_informations=[PaymentInformationStatus("B1", transactions=[
+    data = _report(group_status="PART",
+                   payment_informations=[PaymentInformationStatus("B1", transactions=[
         TransactionStatus("D1", "ACSC"), TransactionStatus("D2", "RJCT", "AC01"),
         TransactionStatus("D3", "RJCT", "AC04"), TransactionStatus("D4", "RJCT", "AM04"),
         TransactionStatus("D5", "RJCT", "BE01"), TransactionStatus("D6", "PDNG"),
@@ -130,24 +137,32 @@ def test_transaction_level_statuses_drive_each_reference() -> None:
 
 def test_a_group_rejection_applies_to_every_transaction_without_its_own_status() -> None:
     data = _report(group_status="RJCT", group_reason_code="AM04", payment_informations=[
-        PaymentInformationStatus("B1", transactions=[TransactionStatus("D1", None), TransactionStatus("D2", None)])])
+        PaymentInformationStatus("B1", transactions=[TransactionStatus("D1", None),
+                                                     TransactionStatus("D2", None)])])
     records = list(read_pain002(io.BytesIO(data)))
     assert [(r.reference, r.partner_status, r.reason_code, r.level) for r in records] == [
-        ("D1", PartnerStatus.REJECTED, "AM04", "group"), ("D2", PartnerStatus.REJECTED, "AM04", "group")]
+        ("D1", PartnerStatus.REJECTED, "AM04", "group"),
+        ("D2", PartnerStatus.REJECTED, "AM04", "group")]
     assert records[0].reason_text == "insufficient funds"
     update = records[0].as_update()
-    assert update is not None and update.status == PartnerStatus.REJECTED and "AM04" in (update.reason or "")
+    assert update is not None and update.status == PartnerStatus.REJECTED
+    assert "AM04" in (update.reason or "")
 
 
 def test_a_payment_information_status_applies_to_its_transactions_and_theirs_override_it() -> None:
     data = _report(group_status="PART", payment_informations=[
         PaymentInformationStatus("B1", "ACSC", transactions=[TransactionStatus("D1", None),
-                                                             TransactionStatus("D2", "RJCT", "AC04", "compte clos")]),
-        PaymentInformationStatus("B2", "RJCT", "BE01", transactions=[TransactionStatus("D3", None)])])
+                                                             TransactionStatus("D2", "RJCT", "AC04",
+                                                                               "compte clos")]),
+        PaymentInformationStatus("B2", "RJCT", "BE01",
+                                 transactions=[TransactionStatus("D3", None)])])
     records = {r.reference: r for r in read_pain002(io.BytesIO(data))}
-    assert records["D1"].partner_status == PartnerStatus.PAID and records["D1"].level == "payment_information"
-    assert (records["D2"].partner_status, records["D2"].reason_text) == (PartnerStatus.REJECTED, "compte clos")
-    assert (records["D3"].partner_status, records["D3"].reason_code, records["D3"].original_pmt_inf_id) == \
+    assert records["D1"].partner_status == PartnerStatus.PAID
+    assert records["D1"].level == "payment_information"
+    assert (records["D2"].partner_status,
+            records["D2"].reason_text) == (PartnerStatus.REJECTED, "compte clos")
+    assert (records["D3"].partner_status, records["D3"].reason_code,
+            records["D3"].original_pmt_inf_id) == \
         (PartnerStatus.REJECTED, "BE01", "B2")
 
 
@@ -161,8 +176,10 @@ def test_a_group_status_with_no_transaction_listed_concerns_the_whole_message() 
 
 
 def test_every_brief_status_maps_to_our_vocabulary() -> None:
-    expected = {**dict.fromkeys(["ACTC", "ACCP", "ACSP", "ACWC", "PDNG", "RCVD"], PartnerStatus.RECEIVED),
-                "ACSC": PartnerStatus.PAID, "ACCC": PartnerStatus.PAID, "RJCT": PartnerStatus.REJECTED,
+    expected = {**dict.fromkeys(["ACTC", "ACCP", "ACSP", "ACWC", "PDNG", "RCVD"],
+                                PartnerStatus.RECEIVED),
+                "ACSC": PartnerStatus.PAID, "ACCC": PartnerStatus.PAID,
+                "RJCT": PartnerStatus.REJECTED,
                 "CANC": PartnerStatus.CANCELLED}
     assert {code: partner_status(code) for code in expected} == expected
     assert partner_status("PART") is None
@@ -181,25 +198,31 @@ def test_any_generated_pain002_validates_and_each_reference_gets_the_nearest_sta
     expected = {}
     for p in range(data.draw(st.integers(1, 3))):
         pmt_status = data.draw(_maybe_codes)
-        txs = [TransactionStatus(f"D{p}X{i}", data.draw(_maybe_codes)) for i in range(data.draw(st.integers(1, 6)))]
+        txs = [TransactionStatus(f"D{p}X{i}", data.draw(_maybe_codes))
+               for i in range(data.draw(st.integers(1, 6)))]
         pmts.append(PaymentInformationStatus(f"B{p}", pmt_status, transactions=txs))
-        expected.update({t.reference: partner_status(t.iso_status or pmt_status or group) for t in txs})
+        expected.update({t.reference: partner_status(t.iso_status or pmt_status
+                                                     or group) for t in txs})
     assert {r.reference: r.partner_status for r in read_pain002(io.BytesIO(
         _report(group_status=group, payment_informations=pmts)))} == expected
 
 
 def test_a_transaction_with_no_status_at_any_level_is_named() -> None:
-    data = _report(payment_informations=[PaymentInformationStatus("B1", transactions=[TransactionStatus("D1", None)])])
-    with pytest.raises(MessageError, match=r"OrgnlPmtInfAndSts\[1\]/TxInfAndSts\[1\]/TxSts: missing"):
+    data = _report(payment_informations=[
+        PaymentInformationStatus("B1", transactions=[TransactionStatus("D1", None)])])
+    with pytest.raises(MessageError,
+                       match=r"OrgnlPmtInfAndSts\[1\]/TxInfAndSts\[1\]/TxSts: missing"):
         list(read_pain002(io.BytesIO(data)))
 
 
 def test_a_pain001_given_as_a_status_report_is_refused_naming_both_messages() -> None:
-    with pytest.raises(MessageError, match="message pain.001.001.10, expected pain.002.001.11"):
+    with pytest.raises(MessageError,
+                       match=re.escape("message pain.001.001.10, expected pain.002.001.11")):
         list(read_pain002(io.BytesIO(_pain001([transfer()]))))
 
 
 def test_a_bad_status_code_is_named() -> None:
     data = _report(group_status="ACSC").replace(b"<GrpSts>ACSC</GrpSts>", b"<GrpSts>paid</GrpSts>")
-    with pytest.raises(MessageError, match=r'OrgnlGrpInfAndSts\[1\]/GrpSts: "paid" is not an ISO status code'):
+    with pytest.raises(MessageError,
+                       match=r'OrgnlGrpInfAndSts\[1\]/GrpSts: "paid" is not an ISO status code'):
         list(read_pain002(io.BytesIO(data)))

@@ -3,6 +3,7 @@ reach the file system, wrong messages are named, schema violations are found."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -33,14 +34,16 @@ BILLION_LAUGHS = f"""<?xml version="1.0"?>
  <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
  <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
 ]>
-<Document xmlns="{NS}"><CstmrPmtStsRpt><GrpHdr><MsgId>&lol9;</MsgId></GrpHdr></CstmrPmtStsRpt></Document>
+<Document xmlns="{NS}"><CstmrPmtStsRpt><GrpHdr><MsgId>&lol9;</MsgId></GrpHdr>\
+</CstmrPmtStsRpt></Document>
 """
 
 
 def _external_entity(target: Path) -> str:
     return f"""<?xml version="1.0"?>
 <!DOCTYPE Document [<!ENTITY secret SYSTEM "file://{target}">]>
-<Document xmlns="{NS}"><CstmrPmtStsRpt><GrpHdr><MsgId>&secret;</MsgId></GrpHdr></CstmrPmtStsRpt></Document>
+<Document xmlns="{NS}"><CstmrPmtStsRpt><GrpHdr><MsgId>&secret;</MsgId></GrpHdr>\
+</CstmrPmtStsRpt></Document>
 """
 
 
@@ -74,11 +77,14 @@ def test_message_type_detection_refuses_a_doctype_too() -> None:
     (f'<Document xmlns="{NS}"><CstmrPmtStsRpt><GrpHdr><MsgId>X</MsgId>', "truncated"),
     ("", "not well-formed or truncated"),
     ("not xml at all", "line 1: not well-formed"),
-    ('<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.10"><CstmrPmtStsRpt/></Document>',
+    ('<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.10">'
+     '<CstmrPmtStsRpt/></Document>',
      "message pain.002.001.10, expected pain.002.001.11"),
-    ('<Document xmlns="urn:example:other"><CstmrPmtStsRpt/></Document>', "not an ISO 20022 namespace"),
+    ('<Document xmlns="urn:example:other"><CstmrPmtStsRpt/></Document>',
+     "not an ISO 20022 namespace"),
     ('<Doc xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.11"/>', "root element is 'Doc'"),
-    (f'<Document xmlns="{NS}"><BkToCstmrStmt/></Document>', "Document/BkToCstmrStmt: expected CstmrPmtStsRpt"),
+    (f'<Document xmlns="{NS}"><BkToCstmrStmt/></Document>',
+     "Document/BkToCstmrStmt: expected CstmrPmtStsRpt"),
 ])
 def test_a_wrong_or_broken_document_gives_a_clear_error(document: str, message: str) -> None:
     with pytest.raises(MessageError, match=message):
@@ -87,7 +93,8 @@ def test_a_wrong_or_broken_document_gives_a_clear_error(document: str, message: 
 
 def test_an_unknown_message_type_is_named() -> None:
     other = b'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.052.001.08"/>'
-    with pytest.raises(MessageError, match="message camt.052.001.08; known: camt.053.001.08"):
+    with pytest.raises(MessageError,
+                       match=re.escape("message camt.052.001.08; known: camt.053.001.08")):
         message_type_of(io.BytesIO(other))
 
 
@@ -98,14 +105,16 @@ def test_a_schema_violation_is_reported_naming_the_element() -> None:
         schemas.validate(io.BytesIO(document))
 
 
-@pytest.mark.parametrize(("text", "centimes"), [("0", 0), ("1", 100), ("1.5", 150), ("1234.56", 123456),
-                                                ("7.10000", 710), ("99999999999.99", 9999999999999)])
+@pytest.mark.parametrize(("text", "centimes"), [("0", 0), ("1", 100), ("1.5", 150),
+                                                ("1234.56", 123456), ("7.10000", 710),
+                                                ("99999999999.99", 9999999999999)])
 def test_iso_amounts_become_exact_centimes(text: str, centimes: int) -> None:
     assert parse_centimes(text, "Amt") == centimes
     assert parse_centimes(format_centimes(centimes), "Amt") == centimes
 
 
-@pytest.mark.parametrize(("text", "message"), [("12.345", "has more than 2 decimals"), ("-1.00", "not an amount"),
+@pytest.mark.parametrize(("text", "message"),
+                         [("12.345", "has more than 2 decimals"), ("-1.00", "not an amount"),
                                                ("1e3", "not an amount"), ("", "not an amount"),
                                                ("١٢", "not an amount")])
 def test_a_bad_amount_is_named(text: str, message: str) -> None:

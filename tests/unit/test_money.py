@@ -25,7 +25,8 @@ def test_format_then_parse_gives_back_the_same_centimes(centimes: int) -> None:
     assert type(back) is int
 
 
-@given(units=st.integers(min_value=0, max_value=10**12), cents=st.integers(min_value=0, max_value=99),
+@given(units=st.integers(min_value=0, max_value=10**12),
+       cents=st.integers(min_value=0, max_value=99),
        negative=st.booleans())
 def test_formatted_amount_has_units_a_point_and_two_decimals(units: int, cents: int,
                                                               negative: bool) -> None:
@@ -35,7 +36,8 @@ def test_formatted_amount_has_units_a_point_and_two_decimals(units: int, cents: 
     assert format_units(centimes) == f"{sign}{units}.{cents:02d}"
 
 
-@given(units=st.integers(min_value=0, max_value=10**12), cents=st.integers(min_value=0, max_value=99))
+@given(units=st.integers(min_value=0, max_value=10**12),
+       cents=st.integers(min_value=0, max_value=99))
 def test_parse_reads_units_and_two_decimals_as_centimes(units: int, cents: int) -> None:
     assert parse_units(f"{units}.{cents:02d}") == units * 100 + cents
     assert parse_units(f" -{units}.{cents:02d} ") == -(units * 100 + cents)
@@ -103,7 +105,7 @@ def test_posting_whose_legs_do_not_sum_to_zero_is_refused(legs: list[tuple[str, 
 
 @given(legs=st.lists(LEG, min_size=1, max_size=5))
 def test_posting_whose_legs_balance_goes_on_to_the_database(legs: list[tuple[str, int]]) -> None:
-    balanced = legs + [("budget:asd", -sum(a for _, a in legs))]
+    balanced = [*legs, ("budget:asd", -sum(a for _, a in legs))]
 
     with pytest.raises(_DatabaseReached):
         post(_NoDatabase(), "release", "asd", "2026-01", "BARID", "memo", balanced)

@@ -26,8 +26,10 @@ def _read(data: bytes) -> tuple[list, StatementSummary]:
 
 def test_the_structured_sepa_sample_reads_references_from_61_and_86() -> None:
     entries, summary = _read((FIXTURES / "mt940_sepa_structured.sta").read_bytes())
-    assert [(e.locator, e.reference, e.amount_centimes, e.kind, e.reason_code) for e in entries] == [
-        ("line 5", "DK7QYZ5TX8T5PVY", 85000, EntryKind.PAYMENT, None),    # :86: ?20EREF+ over two lines
+    assert [(e.locator, e.reference, e.amount_centimes, e.kind,
+             e.reason_code) for e in entries] == [
+        # :86: ?20EREF+ over two lines
+        ("line 5", "DK7QYZ5TX8T5PVY", 85000, EntryKind.PAYMENT, None),
         ("line 9", "DXZ48Q3N2Z3FX1B", 120000, EntryKind.PAYMENT, None),   # :61: customer reference
         ("line 11", "D9DDE2T7VFD8TVY", 50000, EntryKind.PAYMENT, None),   # split across ?20 / ?21
         ("line 14", "D95PFXXK4QKFTHZ", 30000, EntryKind.RETURN, "AC04"),  # C credit with funds code
@@ -36,7 +38,8 @@ def test_the_structured_sepa_sample_reads_references_from_61_and_86() -> None:
     assert entries[0].line_no == 5 and entries[0].value_date == date(2024, 5, 3)
     assert (summary.statement_id, summary.account, summary.currency) == \
         ("T089413946000001", "011780000001234567890187", "MAD")
-    assert (summary.opening_balance_centimes, summary.closing_balance_centimes) == (12000000, 11598550)
+    assert (summary.opening_balance_centimes,
+            summary.closing_balance_centimes) == (12000000, 11598550)
     assert summary.other_movements_centimes == -1500 and summary.balance_difference() == 0
 
 
@@ -49,7 +52,8 @@ def test_the_free_text_sample_with_routing_lines_and_wrapped_reference_reads() -
         ("DTRGQFBJBT1QP04", 1500, EntryKind.RETURN, "AC01")]
     assert (summary.opening_balance_centimes, summary.closing_balance_centimes) == (323628, 311420)
     assert summary.to_date == date(2024, 5, 4) and summary.balance_difference() == 0
-    assert summary.notes == ["line 15: D 10700 centimes names no transfer reference; not a transfer of ours"]
+    assert summary.notes == [
+        "line 15: D 10700 centimes names no transfer reference; not a transfer of ours"]
 
 
 STATEMENT = """:20:STMT1
@@ -81,7 +85,8 @@ def test_a_malformed_statement_names_the_line(change, message) -> None:
 def test_a_page_that_does_not_continue_the_previous_balance_is_refused() -> None:
     first = STATEMENT.format(ref=new_reference())
     second = first.replace(":60F:C240502MAD1000,00", ":60M:C240503MAD901,00")
-    with pytest.raises(StatementError, match="line 9: opening balance 90100 centimes does not continue"):
+    with pytest.raises(StatementError,
+                       match="line 9: opening balance 90100 centimes does not continue"):
         _read((first + second).encode())
 
 
@@ -96,17 +101,20 @@ def test_binary_garbage_names_its_line() -> None:
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 10**9), st.sampled_from(["D", "C", "RD"])), min_size=1, max_size=30),
+@given(st.lists(st.tuples(st.integers(1, 10**9), st.sampled_from(["D", "C", "RD"])),
+                min_size=1, max_size=30),
        st.integers(0, 10**10))
 def test_amounts_and_balances_round_trip_through_a_generated_statement(lines, opening) -> None:
     refs = [new_reference() for _ in lines]
     closing = opening + sum(-amount if mark == "D" else amount for amount, mark in lines)
-    body = "".join(f":61:2405030503{mark}{_amount(amount)}NTRFNONREF//B{i}\n:86:ASD PAIEMENT\n REF {ref}\n"
-                   for i, ((amount, mark), ref) in enumerate(zip(lines, refs)))
+    body = "".join(f":61:2405030503{mark}{_amount(amount)}NTRFNONREF//B{i}\n"
+                   f":86:ASD PAIEMENT\n REF {ref}\n"
+                   for i, ((amount, mark), ref) in enumerate(zip(lines, refs, strict=True)))
     text = (f":20:S\n:25:011780000001234567890187\n:28C:1/1\n:60F:{_balance(opening, '240502')}\n"
             f"{body}:62F:{_balance(closing, '240503')}\n-\n")
     entries, summary = _read(text.encode())
-    assert [(e.reference, e.amount_centimes) for e in entries] == [(r, a) for r, (a, _) in zip(refs, lines)]
+    assert [(e.reference, e.amount_centimes)
+            for e in entries] == [(r, a) for r, (a, _) in zip(refs, lines, strict=True)]
     assert summary.balance_difference() == 0
 
 

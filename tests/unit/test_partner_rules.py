@@ -55,9 +55,11 @@ def test_whole_seconds_round_up_and_never_reach_zero() -> None:
     assert whole_seconds([0.1, 1.0, 1.2, 299.9]) == [1, 1, 2, 300]
 
 
-@pytest.mark.parametrize("attempt, draw", [(0, 0.5), (1, 1.0), (1, -0.1)])
-def test_backoff_refuses_nonsense(attempt, draw) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("attempt, draw, refusal", [(0, 0.5, "attempt counts from 1"),
+                                                    (1, 1.0, "draw must be in"),
+                                                    (1, -0.1, "draw must be in")])
+def test_backoff_refuses_nonsense(attempt, draw, refusal) -> None:
+    with pytest.raises(ValueError, match=refusal):
         backoff_seconds(attempt, 1.0, 10.0, draw)
 
 

@@ -21,7 +21,8 @@ def rows(data: bytes, fmt: str) -> list[tuple[int, object]]:
 
 
 @pytest.mark.parametrize(("filename", "fmt"), [
-    ("households.csv", "csv"), ("EXPORT.CSV", "csv"), ("a.jsonl", "jsonl"), ("dir.v2/a.ndjson", "jsonl"),
+    ("households.csv", "csv"), ("EXPORT.CSV", "csv"), ("a.jsonl", "jsonl"),
+    ("dir.v2/a.ndjson", "jsonl"),
 ])
 def test_the_format_comes_from_the_extension(filename: str, fmt: str) -> None:
     assert detect_format(filename) == fmt
@@ -98,7 +99,8 @@ def test_an_unusable_header_stops_the_file(data: bytes, message: str) -> None:
 # --- JSON Lines ----------------------------------------------------------------
 
 def test_jsonl_skips_blank_lines_and_reports_broken_ones() -> None:
-    data = b'{"household_id": "RSU-1", "score": 9.743001}\n\n  \n{"household_id": \n[1, 2]\n{"n": 3}'
+    data = (b'{"household_id": "RSU-1", "score": 9.743001}\n\n  \n'
+            b'{"household_id": \n[1, 2]\n{"n": 3}')
     assert rows(data, "jsonl") == [
         (1, {"household_id": "RSU-1", "score": Decimal("9.743001")}),
         (4, RawRowError("is not valid JSON: Expecting value (column 18)")),
@@ -152,7 +154,8 @@ class CountingStream(io.BytesIO):
     ("csv", b"household_id,cin\n", b"RSU-1,A1\n"),
     ("jsonl", b"", b'{"household_id": "RSU-1"}\n'),
 ])
-def test_the_reader_streams_instead_of_reading_the_whole_file(fmt: str, header: bytes, line: bytes) -> None:
+def test_the_reader_streams_instead_of_reading_the_whole_file(fmt: str,
+                                                              header: bytes, line: bytes) -> None:
     stream = CountingStream(header + line * 100_000)
     iterator = iter_raw_rows(stream, fmt)
     next(iterator)

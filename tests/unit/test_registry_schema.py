@@ -29,7 +29,8 @@ from disbursement.services.registry.schema import (
 )
 
 REGIONS = {
-    "02": Region("02", "Oriental", "الشرق", 400, MappingProxyType({"021": "Oujda-Angad", "022": "Nador"})),
+    "02": Region("02", "Oriental", "الشرق", 400,
+                 MappingProxyType({"021": "Oujda-Angad", "022": "Nador"})),
     "06": Region("06", "Casablanca-Settat", "الدار البيضاء - سطات", 600,
                  MappingProxyType({"061": "Casablanca", "068": "Settat"})),
 }
@@ -62,13 +63,15 @@ def record_of(**overrides: object):
 
 
 def test_a_valid_row_becomes_a_typed_record() -> None:
-    record = record_of(cin=" k98765 ", head_name="  محمد   العلوي ", orphan="Yes", flat_rate="false",
+    record = record_of(cin=" k98765 ", head_name="  محمد   العلوي ",
+                       orphan="Yes", flat_rate="false",
                        channel="Wallet", wallet_phone="+212 7 12 34 56 78", partner_code="cashplus")
     assert record.cin == "K98765"
     assert record.head_name == "محمد العلوي"
     assert record.phone == "+212612345678"
     assert record.score_micro == 9_500_000
-    assert (record.children_0_5, record.children_schooled_6_20, record.children_unschooled_6_20) == (1, 2, 0)
+    assert (record.children_0_5, record.children_schooled_6_20,
+            record.children_unschooled_6_20) == (1, 2, 0)
     assert record.children == 3
     assert record.orphan is True and record.flat_rate is False
     assert record.channel is Channel.WALLET and record.wallet_phone == "+212712345678"
@@ -91,11 +94,15 @@ def test_a_bank_household_keeps_its_rib_without_spaces() -> None:
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    ({"household_id": "RSU 1"}, 'household_id: "RSU 1" is not a household id (1-32 letters, digits or "-")'),
-    ({"household_id": "X" * 33}, 'household_id: "' + "X" * 33 + '" is not a household id (1-32 letters, digits or "-")'),
+    ({"household_id": "RSU 1"},
+     'household_id: "RSU 1" is not a household id (1-32 letters, digits or "-")'),
+    ({"household_id": "X" * 33},
+     'household_id: "' + "X" * 33 + '" is not a household id (1-32 letters, digits or "-")'),
     ({"cin": "12AB"}, 'cin: "12AB" is not a national ID card number (1-2 letters then 1-6 digits)'),
-    ({"cin": "ABC123"}, 'cin: "ABC123" is not a national ID card number (1-2 letters then 1-6 digits)'),
-    ({"cin": "A1234567"}, 'cin: "A1234567" is not a national ID card number (1-2 letters then 1-6 digits)'),
+    ({"cin": "ABC123"},
+     'cin: "ABC123" is not a national ID card number (1-2 letters then 1-6 digits)'),
+    ({"cin": "A1234567"},
+     'cin: "A1234567" is not a national ID card number (1-2 letters then 1-6 digits)'),
     ({"cin": "A١٢٣"}, 'cin: "A١٢٣" is not a national ID card number (1-2 letters then 1-6 digits)'),
     ({"head_name": "x" * 121}, "head_name: must be at most 120 characters, got 121"),
     ({"head_name": "1234"}, 'head_name: "1234" contains no letter'),
@@ -106,9 +113,11 @@ def test_a_bank_household_keeps_its_rib_without_spaces() -> None:
                              '(06/07 then 8 digits, or +2126/+2127 then 8 digits)'),
     ({"region_code": "13"}, 'region_code: unknown region "13"'),
     ({"province_code": "61"}, 'province_code: "61" is not a province code (3 digits)'),
-    ({"province_code": "021"}, 'province_code: province "021" is not in region "06" (Casablanca-Settat)'),
+    ({"province_code": "021"},
+     'province_code: province "021" is not in region "06" (Casablanca-Settat)'),
     ({"commune_code": "12a"}, 'commune_code: "12a" is not a commune code (1-10 digits)'),
-    ({"commune_code": "12345678901"}, 'commune_code: "12345678901" is not a commune code (1-10 digits)'),
+    ({"commune_code": "12345678901"},
+     'commune_code: "12345678901" is not a commune code (1-10 digits)'),
     ({"score": "abc"}, 'score: "abc" is not a decimal number'),
     ({"score": "9,5"}, 'score: "9,5" is not a decimal number (use "." as the decimal separator)'),
     ({"score": "1e1"}, 'score: "1e1" is not a decimal number'),
@@ -116,7 +125,8 @@ def test_a_bank_household_keeps_its_rib_without_spaces() -> None:
     ({"score": "100"}, 'score: "100" is out of range (0 <= score < 100)'),
     ({"score": "-0.5"}, 'score: "-0.5" is out of range (0 <= score < 100)'),
     ({"children_0_5": "-1"}, 'children_0_5: must be a non-negative integer, got "-1"'),
-    ({"children_schooled_6_20": "2.0"}, 'children_schooled_6_20: must be a non-negative integer, got "2.0"'),
+    ({"children_schooled_6_20": "2.0"},
+     'children_schooled_6_20: must be a non-negative integer, got "2.0"'),
     ({"children_unschooled_6_20": "31"}, 'children_unschooled_6_20: must be at most 30, got "31"'),
     ({"disabled_children": "4"}, "disabled_children: 4 exceeds the number of children (3)"),
     ({"orphan": "maybe"}, 'orphan: must be one of 0/1/true/false/yes/no, got "maybe"'),
@@ -125,8 +135,10 @@ def test_a_bank_household_keeps_its_rib_without_spaces() -> None:
     ({"partner_code": "ba rid"}, 'partner_code: "ba rid" is not a partner code '
                                  '(2-16 letters, digits or "_", starting with a letter)'),
     ({"channel": "bank"}, "account: is required when channel is bank"),
-    ({"channel": "bank", "account": "123"}, 'account: "123" is not a RIB (24 digits: bank, city, account, key)'),
-    ({"channel": "bank", "account": GOOD_RIB[:22] + "00"}, "account: RIB check digits do not match"),
+    ({"channel": "bank", "account": "123"},
+     'account: "123" is not a RIB (24 digits: bank, city, account, key)'),
+    ({"channel": "bank", "account": GOOD_RIB[:22] + "00"},
+     "account: RIB check digits do not match"),
     ({"channel": "wallet"}, "wallet_phone: is required when channel is wallet"),
     ({"channel": "wallet", "wallet_phone": "0812345678"},
      'wallet_phone: "0812345678" is not a Moroccan mobile number '
@@ -134,7 +146,8 @@ def test_a_bank_household_keeps_its_rib_without_spaces() -> None:
     ({"cin": ""}, "cin: is required"),
     ({"nickname": "Fafa"}, 'nickname: unknown column "nickname"'),
 ])
-def test_each_rule_refuses_with_an_exact_message(overrides: dict[str, object], message: str) -> None:
+def test_each_rule_refuses_with_an_exact_message(overrides: dict[str, object],
+                                                 message: str) -> None:
     assert errors_of(**overrides) == [message]
 
 
@@ -163,8 +176,10 @@ def test_the_error_keeps_the_household_id_only_when_it_is_valid() -> None:
 
 
 def test_json_typed_values_are_accepted() -> None:
-    record = record_of(score=Decimal("12.25"), children_0_5=2, orphan=True, flat_rate=0, commune_code=61001)
-    assert (record.score_micro, record.children_0_5, record.orphan, record.flat_rate) == (12_250_000, 2, True, False)
+    record = record_of(score=Decimal("12.25"), children_0_5=2, orphan=True,
+                       flat_rate=0, commune_code=61001)
+    assert (record.score_micro, record.children_0_5, record.orphan,
+            record.flat_rate) == (12_250_000, 2, True, False)
     assert record.commune_code == "61001"
 
 
@@ -177,8 +192,10 @@ def test_json_values_of_the_wrong_type_are_refused() -> None:
 
 
 def test_raw_row_errors_pass_through_as_row_errors() -> None:
-    outcomes = list(validate_rows([(5, RawRowError("is not valid JSON: Expecting value (column 1)"))], REGIONS))
-    assert outcomes == [RowError(5, None, [(ROW_FIELD, "is not valid JSON: Expecting value (column 1)")])]
+    outcomes = list(
+        validate_rows([(5, RawRowError("is not valid JSON: Expecting value (column 1)"))], REGIONS))
+    assert outcomes == [RowError(5, None,
+                                 [(ROW_FIELD, "is not valid JSON: Expecting value (column 1)")])]
 
 
 def test_a_repeated_household_id_is_refused_with_its_first_line() -> None:
@@ -187,18 +204,21 @@ def test_a_repeated_household_id_is_refused_with_its_first_line() -> None:
     assert [type(outcome) for outcome in outcomes] == [RowOk, RowOk, RowError, RowError]
     assert outcomes[2] == RowError(4, "RSU-00000001", [
         ("household_id", 'duplicate household id "RSU-00000001", first seen on line 2')])
-    assert outcomes[3].errors[0] == ("household_id", 'duplicate household id "RSU-00000001", first seen on line 2')
+    assert outcomes[3].errors[0] == ("household_id",
+                                     'duplicate household id "RSU-00000001", first seen on line 2')
     assert outcomes[3].errors[1][0] == "cin"
 
 
 def test_an_invalid_first_row_still_counts_for_duplicates() -> None:
     rows = [(2, a_row(cin="12AB")), (3, a_row())]
     outcomes = list(validate_rows(rows, REGIONS))
-    assert outcomes[1].errors == [("household_id", 'duplicate household id "RSU-00000001", first seen on line 2')]
+    assert outcomes[1].errors == [("household_id",
+                                   'duplicate household id "RSU-00000001", first seen on line 2')]
 
 
 def test_the_error_report_has_one_line_per_field_error() -> None:
-    rows = [(2, a_row()), (3, a_row(household_id="RSU-3", cin="12AB", score="100")), (4, RawRowError("broken"))]
+    rows = [(2, a_row()), (3, a_row(household_id="RSU-3", cin="12AB", score="100")),
+            (4, RawRowError("broken"))]
     stream = io.StringIO()
     refused = write_error_report(validate_rows(rows, REGIONS), stream)
     assert refused == 2
@@ -213,7 +233,8 @@ def test_the_error_report_has_one_line_per_field_error() -> None:
 def test_the_error_report_defuses_spreadsheet_formulas() -> None:
     stream = io.StringIO()
     write_error_report(validate_rows([(2, a_row(**{"=HYPERLINK(1)": "x"}))], REGIONS), stream)
-    assert stream.getvalue().splitlines()[1] == "2,RSU-00000001,'=HYPERLINK(1),\"unknown column \"\"=HYPERLINK(1)\"\"\""
+    assert stream.getvalue().splitlines()[1] == (
+        "2,RSU-00000001,'=HYPERLINK(1),\"unknown column \"\"=HYPERLINK(1)\"\"\"")
 
 
 def test_columns_are_the_documented_ones() -> None:
@@ -226,7 +247,8 @@ def test_the_shipped_regions_are_consistent() -> None:
     regions = load_regions()
     assert sorted(regions) == [f"{code:02d}" for code in range(1, 13)]
     assert sum(region.population_permille for region in regions.values()) == 1000
-    assert regions["06"].name_fr == "Casablanca-Settat" and regions["12"].name_ar == "الداخلة - وادي الذهب"
+    assert regions["06"].name_fr == "Casablanca-Settat"
+    assert regions["12"].name_ar == "الداخلة - وادي الذهب"
     provinces = [province for region in regions.values() for province in region.provinces]
     assert provinces and len(provinces) == len(set(provinces))
     assert all(len(province) == 3 and province.isdigit() for province in provinces)

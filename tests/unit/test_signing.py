@@ -85,8 +85,8 @@ def test_tampered_timestamp_or_nonce_is_refused(header: str, value: str) -> None
     assert refusal([KEY], headers) == "signature does not match"
 
 
-@pytest.mark.parametrize("other", [dict(method="GET"), dict(target="/v1/transfers/status"),
-                                   dict(target="/v1/transfers?x=1")])
+@pytest.mark.parametrize("other", [{"method": "GET"}, {"target": "/v1/transfers/status"},
+                                   {"target": "/v1/transfers?x=1"}])
 def test_signature_is_bound_to_method_and_target(other: dict) -> None:
     assert refusal([KEY], signed(), **other) == "signature does not match"
 

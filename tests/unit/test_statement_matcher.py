@@ -78,7 +78,8 @@ def test_empty_statement_with_only_a_trailer_reads() -> None:
 def test_header_in_the_wrong_order_is_refused() -> None:
     assert refusal("amount_centimes,reference,currency,status,value_date,service_point",
                    ROW_1, "TRAILER,1,70000") == (
-        "line 1: header must be reference,amount_centimes,currency,status,value_date,service_point, "
+        "line 1: header must be "
+        "reference,amount_centimes,currency,status,value_date,service_point, "
         "got amount_centimes,reference,currency,status,value_date,service_point")
 
 
@@ -163,7 +164,7 @@ def test_lines_before_a_bad_line_are_yielded_first() -> None:
     lines = read_lines(statement(HEADER_ROW, ROW_1, "broken", "TRAILER,2,70000"), Trailer())
 
     assert next(lines).reference == "D1234567890ABCX"
-    with pytest.raises(StatementError, match="^line 3: "):
+    with pytest.raises(StatementError, match=r"^line 3: "):
         next(lines)
 
 
@@ -198,7 +199,7 @@ def test_any_trailer_off_by_anything_is_refused(rows, count_off: int, total_off:
     if (count_off, total_off) == (0, 0) or count < 0:
         count, total_off = len(rows), total_off or 1
 
-    with pytest.raises(StatementError, match="^trailer says"):
+    with pytest.raises(StatementError, match=r"^trailer says"):
         read(HEADER_ROW, *text_rows, f"TRAILER,{count},{total + total_off}")
 
 
@@ -229,13 +230,15 @@ def test_line_for_a_transfer_reconciled_on_an_earlier_statement_is_a_duplicate()
 
 
 def test_line_for_a_transfer_missing_from_an_earlier_statement_matches_now() -> None:
-    missing = KnownTransfer(7, 70000, "MAD", "paid", recon_outcome=Outcome.MISSING_FROM_STATEMENT.value)
+    missing = KnownTransfer(7, 70000, "MAD", "paid",
+                            recon_outcome=Outcome.MISSING_FROM_STATEMENT.value)
 
     assert decide(missing) == Decision(Outcome.MATCHED)
 
 
 def test_line_without_a_transfer_is_an_unknown_reference() -> None:
-    assert decide(None) == Decision(Outcome.UNKNOWN_REFERENCE, f"no transfer {REF} for this partner")
+    assert decide(None) == Decision(Outcome.UNKNOWN_REFERENCE,
+                                    f"no transfer {REF} for this partner")
 
 
 def test_line_in_another_currency_is_a_currency_mismatch() -> None:
@@ -251,7 +254,8 @@ def test_line_with_another_amount_is_over_or_under(expected: int, outcome: Outco
 
     decision = decide(transfer)
 
-    assert decision == Decision(outcome, f"statement 70000, transfer {expected} (difference {difference})")
+    assert decision == Decision(outcome,
+                                f"statement 70000, transfer {expected} (difference {difference})")
     assert decision.exposure(70000, transfer) == difference
 
 
@@ -317,7 +321,8 @@ def test_each_line_ends_in_exactly_one_outcome_explained_unless_matched(
     decision = decide(transfer, amount=amount, kind=kind, seen=seen)
 
     agrees = not seen and known and currency == "MAD" and amount == expected and (
-        status in ("paid", "sent") if kind == EntryKind.PAYMENT else status in ("expired", "rejected"))
+        status in ("paid", "sent")
+        if kind == EntryKind.PAYMENT else status in ("expired", "rejected"))
     assert (decision.outcome in (Outcome.MATCHED, Outcome.RETURNED)) == agrees
     assert (decision.outcome in EXCEPTIONS) == (not agrees)
     assert decision.detail is not None or decision.outcome == Outcome.MATCHED

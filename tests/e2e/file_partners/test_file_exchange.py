@@ -119,7 +119,8 @@ def test_a_status_file_delivered_twice_is_refused_and_pays_nobody_twice(file_svc
     assert {s for s, _ in statuses(svc, batch_id).values()} == {"paid"}
     with svc.uow() as session:
         paid_events = session.execute(
-            select(TransferEvent.transfer_id).where(TransferEvent.to_status == "paid")).scalars().all()
+            select(TransferEvent.transfer_id).where(
+                TransferEvent.to_status == "paid")).scalars().all()
     assert len(paid_events) == len(set(paid_events)) == len(statuses(svc, batch_id))
 
 
@@ -165,7 +166,8 @@ def test_refused_connections_leave_the_chunk_queued_until_the_partner_is_back(
         batch_id = plan_and_release(svc, officers, households_csv(HOUSEHOLDS), PARTNER)
         assert {s for s, _ in statuses(svc, batch_id).values()} == {"queued"}
         with svc.uow() as session:
-            item = session.execute(select(OutboxItem).where(OutboxItem.batch_id == batch_id)).scalar_one()
+            item = session.execute(
+                select(OutboxItem).where(OutboxItem.batch_id == batch_id)).scalar_one()
         assert item.status == "pending" and "RetryableError" in item.last_error
         with pytest.raises(RetryableError):
             dispatch.dispatch_chunk(svc, item.id)
@@ -175,4 +177,5 @@ def test_refused_connections_leave_the_chunk_queued_until_the_partner_is_back(
 
         assert {s for s, _ in statuses(svc, batch_id).values()} == {"sent"}
         with svc.uow() as session:
-            assert session.execute(select(Transfer).where(Transfer.status == "queued")).first() is None
+            assert session.execute(
+                select(Transfer).where(Transfer.status == "queued")).first() is None

@@ -31,7 +31,8 @@ def _released(file_svc, officers, households_csv, sim):
 def _ribs_and_amounts(svc, batch_id) -> dict[str, tuple[str, int]]:
     with svc.uow() as session:
         rows = session.execute(select(Transfer.reference, Transfer.amount_centimes, Household.pii)
-                               .join(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)
+                               .join(PaymentInstruction,
+                                     PaymentInstruction.id == Transfer.instruction_id)
                                .join(Household, Household.id == PaymentInstruction.household_pk)
                                .where(Transfer.batch_id == batch_id)).all()
     return {ref: (svc.vault.open(pii)["account"], amount) for ref, amount, pii in rows}
