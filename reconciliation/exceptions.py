@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from disbursement.db.models import PaymentInstruction, Transfer, as_utc, utcnow
 from disbursement.db.models.ledger import ReconException
+from disbursement.db.rowcount import rows_changed
 from disbursement.domain.errors import BadInput, Conflict, NotFound
 from disbursement.domain.states import UNSETTLED_EXCEPTIONS, ExceptionStatus, Role
 from disbursement.services.batches import reissue
@@ -140,11 +141,10 @@ def open_for_transfers(session: Session, partner_code: str,
 
 def escalate(session: Session, now: datetime | None = None) -> int:
     """Expected items whose SLA has passed become open exceptions."""
-    result = session.execute(update(ReconException)
-                             .where(ReconException.status == ExceptionStatus.EXPECTED.value,
-                                    ReconException.due_at < (now or utcnow()))
-                             .values(status=ExceptionStatus.OPEN.value))
-    return result.rowcount
+    return rows_changed(session, update(ReconException)
+                        .where(ReconException.status == ExceptionStatus.EXPECTED.value,
+                               ReconException.due_at < (now or utcnow()))
+                        .values(status=ExceptionStatus.OPEN.value))
 
 
 def close_matched_later(session: Session, transfer_ids: Sequence[int], statement_id: int) -> None:

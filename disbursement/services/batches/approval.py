@@ -8,6 +8,7 @@ from sqlalchemy import distinct, func, select, update
 from sqlalchemy.orm import Session
 
 from disbursement.db.models import Batch, BatchDecision, Cycle, OutboxItem, Transfer, utcnow
+from disbursement.db.rowcount import rows_changed
 from disbursement.db.upsert import insert_ignore, insert_ignore_one
 from disbursement.domain.errors import BadInput, Conflict, NotFound, Refused
 from disbursement.domain.states import BatchStatus, OutboxStatus, Role, TransferStatus
@@ -60,10 +61,10 @@ def _decide(session: Session, batch: Batch, actor: Actor, decision: str,
 
 def _set_status(session: Session, batch: Batch, expected: BatchStatus, new: BatchStatus,
                 **values) -> None:
-    result = session.execute(update(Batch).where(Batch.id == batch.id,
-                                                 Batch.status == expected.value)
-                             .values(status=new.value, updated_at=utcnow(), **values))
-    if result.rowcount != 1:
+    changed = rows_changed(session, update(Batch).where(Batch.id == batch.id,
+                                                        Batch.status == expected.value)
+                           .values(status=new.value, updated_at=utcnow(), **values))
+    if changed != 1:
         raise BatchStateConflict(f"batch {batch.id} is no longer {expected.value}")
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from disbursement.db.models import User, as_utc, utcnow
 from disbursement.db.models.console import LoginThrottle, OfficerTotp
+from disbursement.db.rowcount import rows_changed
 from disbursement.db.upsert import insert_ignore, upsert
 from disbursement.domain.errors import Refused
 from disbursement.services.officers import audit, users
@@ -146,7 +147,6 @@ def _use_totp(svc: Services, session: Session, actor: users.Actor, code: str) ->
     for step in range(now_step - TOTP_WINDOW_STEPS, now_step + TOTP_WINDOW_STEPS + 1):
         if step > row.last_step and hmac.compare_digest(totp.at(step * TOTP_STEP_SECONDS), code):
             # Conditional: two requests racing with one code, only one wins.
-            used = session.execute(update(OfficerTotp).where(
-                OfficerTotp.id == row.id, OfficerTotp.last_step < step).values(last_step=step))
-            return used.rowcount == 1
+            return rows_changed(session, update(OfficerTotp).where(
+                OfficerTotp.id == row.id, OfficerTotp.last_step < step).values(last_step=step)) == 1
     return False
