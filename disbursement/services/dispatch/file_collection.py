@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import PartnerStatus
 from connectors.factory import FILE_PROTOCOLS
+from connectors.file_exchange import FileConnector
 from disbursement.db.models import Transfer
 from disbursement.db.models.files import PartnerFile
 from disbursement.services.ports import Services
@@ -76,6 +77,8 @@ def collect(svc: Services, partner_code: str) -> CollectionReport:
         known = set(session.execute(select(PartnerFile.name).where(
             PartnerFile.partner_code == partner_code)).scalars())
     connector = svc.connector(partner_code)
+    if not isinstance(connector, FileConnector):
+        raise NotAFilePartner(f"partner {partner_code}'s connector collects no files")
     try:
         files = connector.fetch_files(known)
     finally:
