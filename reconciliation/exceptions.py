@@ -42,7 +42,7 @@ from reconciliation.matcher import AGEING_BUCKETS, EXCEPTIONS, Outcome, ageing_b
 PAGE_SIZE = 100
 # The last ageing bucket: older than the oldest bounded one.
 OLDEST_BUCKET = ">60"
-AGES = tuple(name for name, _ in AGEING_BUCKETS) + (OLDEST_BUCKET,)
+AGES = (*(name for name, _ in AGEING_BUCKETS), OLDEST_BUCKET)
 STATUSES = tuple(s.value for s in ExceptionStatus)
 UNSETTLED = tuple(s.value for s in UNSETTLED_EXCEPTIONS)
 

@@ -128,8 +128,8 @@ def changes(session: Session, cycle: Cycle) -> CycleChanges:
 
 def line_changes(old_lines: list, new_lines: list) -> list[str]:
     """Which rule lines differ between two instructions, in words."""
-    old = {code: amount for code, amount in old_lines}
-    new = {code: amount for code, amount in new_lines}
+    old = dict(old_lines)
+    new = dict(new_lines)
     why = []
     for code in sorted(old.keys() | new.keys()):
         if code not in old:

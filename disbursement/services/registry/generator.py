@@ -16,7 +16,7 @@ import json
 import random
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, ContextManager, NamedTuple
+from typing import IO, NamedTuple
 
 from disbursement.configuration.regions import load_regions
 from disbursement.domain.regions import COMMUNES_PER_PROVINCE, Region
@@ -218,7 +218,7 @@ def _typed(row: dict[str, str]) -> dict[str, object]:
     return typed
 
 
-def _open(target: str | Path | IO[str]) -> ContextManager[IO[str]]:
+def _open(target: str | Path | IO[str]) -> contextlib.AbstractContextManager[IO[str]]:
     if isinstance(target, (str, Path)):
         return open(target, "w", encoding="utf-8", newline="")
     return contextlib.nullcontext(target)  # the caller's stream stays open
