@@ -147,6 +147,17 @@ def escalate(session: Session, now: datetime | None = None) -> int:
                         .values(status=ExceptionStatus.OPEN.value))
 
 
+def _correction_amount(resolution: ResolutionKind, row: ReconException,
+                       amount_centimes: int | None) -> int:
+    """A write-off books the exception's own amount; a correction posting the
+    officer's (checked non-zero before anything is locked)."""
+    if resolution == ResolutionKind.WRITE_OFF:
+        return row.amount_centimes
+    if not amount_centimes:
+        raise BadResolution("a correction posting needs a non-zero amount_centimes")
+    return amount_centimes
+
+
 def close_matched_later(session: Session, transfer_ids: Sequence[int], statement_id: int) -> None:
     if transfer_ids:
         session.execute(update(ReconException).where(
@@ -252,7 +263,7 @@ def resolve(svc: Services, exception_id: int, actor: Actor, kind: str, reason: s
             if not program or not period:
                 raise BadResolution(f"exception {exception_id} concerns no transfer: "
                                     "name the program and period the correction belongs to")
-            amount = row.amount_centimes if resolution == ResolutionKind.WRITE_OFF else amount_centimes
+            amount = _correction_amount(resolution, row, amount_centimes)
             posting_id = ledger.post_correction(
                 session, resolution.value, program, period, row.partner_code, amount,
                 f"{resolution.value} of exception {exception_id} by {actor.username}")

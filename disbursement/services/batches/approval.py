@@ -147,7 +147,7 @@ def release(svc: Services, batch_id: int, actor: Actor) -> list[int]:
         released = session.execute(select(func.coalesce(func.sum(Transfer.amount_centimes), 0))
                                    .where(Transfer.batch_id == batch_id,
                                           Transfer.status == TransferStatus.QUEUED.value)).scalar_one()
-        cycle = session.get(Cycle, batch.cycle_id)
+        cycle = session.get_one(Cycle, batch.cycle_id)
         ledger.post_release(session, cycle.program, cycle.period, batch.partner_code,
                             int(released), batch_id)
         outbox_ids = session.execute(select(OutboxItem.id).where(

@@ -121,7 +121,7 @@ def _plan(svc: Services, session: Session, old: Transfer | None,
         return "no such transfer", None
     if old.status not in REISSUABLE:
         return f"transfer is {old.status}: only rejected or failed attempts are re-issued", None
-    instruction = session.get(PaymentInstruction, old.instruction_id)
+    instruction = session.get_one(PaymentInstruction, old.instruction_id)
     if not program_allows_reissue(svc, instruction.program):
         return f"program {instruction.program} does not allow re-issue", None
     live = session.execute(select(Transfer.reference).where(
@@ -131,7 +131,7 @@ def _plan(svc: Services, session: Session, old: Transfer | None,
         return f"the instruction already has a live attempt ({live})", None
     tried = set(session.execute(select(Transfer.partner_code).where(
         Transfer.instruction_id == old.instruction_id)).scalars())
-    household = session.get(Household, instruction.household_pk)
+    household = session.get_one(Household, instruction.household_pk)
     candidates = {code: p for code, p in svc.partners.items()
                   if code not in tried and code not in unhealthy}
     rules = svc.programs[instruction.program]

@@ -189,7 +189,9 @@ def _big(expression):
 
 
 def _detail(kind: str, figure: int | None, usual: int | None) -> str:
-    if kind == "unusual_amount":
+    # The unusual-amount branch always carries both figures: the amount is NOT NULL and
+    # its inner join leaves at least one earlier payment to average.
+    if kind == "unusual_amount" and figure is not None and usual is not None:
         return f"{format_units(figure)} MAD vs usual {format_units(usual)} MAD"
     if kind == "new_account":
         return "account first seen after the household's last payment"

@@ -201,7 +201,8 @@ def _counts(session: Session, partner_code: str, day: date, code: str | None) ->
         stmt = stmt.where(Transfer.service_point == code)
     out: dict[str, dict[str, tuple[int, int]]] = {}
     for point, status, count, total in session.execute(stmt):
-        out.setdefault(point, {})[status] = (count, int(total))
+        if point is not None:   # always so: the WHERE says it
+            out.setdefault(point, {})[status] = (count, int(total))
     return out
 
 
