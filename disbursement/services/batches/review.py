@@ -117,7 +117,7 @@ def _breakdown(session: Session, batch_id: int):
             .group_by(Transfer.partner_code, Household.region_code, Household.province_code))
     parts: list[dict[str, Breakdown]] = [{}, {}, {}]
     for partner, region, province, count, amount, fee in session.execute(stmt):
-        for part, key in zip(parts, (partner, region, f"{region}/{province}")):
+        for part, key in zip(parts, (partner, region, f"{region}/{province}"), strict=True):
             item = part.setdefault(key, Breakdown(key))
             item.transfers += count
             item.amount_centimes += int(amount or 0)

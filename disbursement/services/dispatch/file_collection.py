@@ -121,7 +121,7 @@ def _refusal(svc: Services, partner_code: str, found) -> str | None:
         if not found.updates:
             return None
         unknown = _unknown_references(session, partner_code, [u.reference for u in found.updates])
-    for update, where in zip(found.updates, found.update_where):
+    for update, where in zip(found.updates, found.update_where, strict=True):
         if update.reference in unknown:
             return (f"{found.name} {where}: reference {update.reference} is not a "
                     f"transfer of partner {partner_code}")

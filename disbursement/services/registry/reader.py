@@ -151,7 +151,7 @@ def _csv_rows(lines: Iterator[_Line]) -> Iterator[tuple[int, RawRow | RawRowErro
                 f"has {len(values)} values but the header has {len(header)} columns"
             )
         else:
-            yield start, dict(zip(header, values))
+            yield start, dict(zip(header, values, strict=True))
 
 
 def _read_header(reader: Any, consumed: list[_Line]) -> list[str]:

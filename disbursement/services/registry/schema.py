@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, NamedTuple, TextIO
+from typing import Any, ClassVar, NamedTuple, TextIO
 
 from marshmallow import (
     RAISE,
@@ -133,7 +133,8 @@ def _text(value: Any) -> str:
 class _Parsed(fields.Field):
     """A marshmallow field around a plain parse function (value -> typed value)."""
 
-    default_error_messages = {"required": "is required", "null": "is required"}
+    default_error_messages: ClassVar[dict[str, str]] = {"required": "is required",
+                                                         "null": "is required"}
 
     def __init__(self, parse: Callable[[Any], Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
