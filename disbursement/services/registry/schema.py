@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, ClassVar, NamedTuple, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from marshmallow import (
     RAISE,
@@ -28,6 +28,7 @@ from marshmallow import (
     validates,
     validates_schema,
 )
+from marshmallow.types import ErrorMessages
 
 from disbursement.domain.regions import Region
 from disbursement.domain.rib import (  # re-exported: the registry's callers import them here
@@ -133,8 +134,10 @@ def _text(value: Any) -> str:
 class _Parsed(fields.Field):
     """A marshmallow field around a plain parse function (value -> typed value)."""
 
-    default_error_messages: ClassVar[dict[str, str]] = {"required": "is required",
-                                                         "null": "is required"}
+    # marshmallow declares this on Field as an instance attribute, so mypy refuses a ClassVar
+    # here; marshmallow only reads it (merged per class in Field.__init__), never mutates it.
+    default_error_messages: ErrorMessages = {  # noqa: RUF012
+        "required": "is required", "null": "is required"}
 
     def __init__(self, parse: Callable[[Any], Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
