@@ -125,7 +125,8 @@ def open_for_transfers(session: Session, partner_code: str,
         select(ReconException.transfer_id, ReconException.type)
         .where(ReconException.transfer_id.in_(ids), ReconException.status.in_(UNSETTLED)))}
     info = {r.id: r for r in session.execute(
-        select(Transfer.id, Transfer.reference, PaymentInstruction.program, PaymentInstruction.period)
+        select(Transfer.id, Transfer.reference, PaymentInstruction.program,
+               PaymentInstruction.period)
         .join(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)
         .where(Transfer.id.in_(ids)))}
     now = utcnow()
@@ -181,7 +182,9 @@ def _age_window(age: str, today: date):
     for name, upper_days in AGEING_BUCKETS:
         if name == age:
             newest = ReconException.since >= midnight(upper_days)
-            return newest if lower_days == 0 else newest & (ReconException.since < midnight(lower_days - 1))
+            if lower_days == 0:
+                return newest
+            return newest & (ReconException.since < midnight(lower_days - 1))
         lower_days = upper_days + 1
     if age == OLDEST_BUCKET:
         return ReconException.since < midnight(lower_days - 1)

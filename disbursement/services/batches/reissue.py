@@ -173,7 +173,8 @@ def _new_attempt(svc: Services, session: Session, old: Transfer, partner: str, a
     session.add(TransferEvent(
         transfer_id=new.id, from_status=None, to_status=S.PENDING_APPROVAL.value,
         source="officer", actor=actor.username,
-        detail=f"re-issue of {old.reference} ({old.partner_code}: {old.status_reason or old.status})"[:300]))
+        detail=(f"re-issue of {old.reference} "
+                f"({old.partner_code}: {old.status_reason or old.status})")[:300]))
     batch.transfer_count += 1
     batch.total_centimes += old.amount_centimes
     session.flush()

@@ -110,7 +110,8 @@ def batch_review(session: Session, vault: PersonalDataVault, batch_id: int,
 
 def _breakdown(session: Session, batch_id: int):
     stmt = (select(Transfer.partner_code, Household.region_code, Household.province_code,
-                   func.count(), func.sum(Transfer.amount_centimes), func.sum(Transfer.fee_centimes))
+                   func.count(), func.sum(Transfer.amount_centimes),
+                   func.sum(Transfer.fee_centimes))
             .join(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)
             .join(Household, Household.id == PaymentInstruction.household_pk)
             .where(Transfer.batch_id == batch_id)
@@ -201,8 +202,9 @@ def _detail(kind: str, figure: int | None, usual: int | None) -> str:
 def _sample(session: Session, vault: PersonalDataVault, batch_id: int,
             clear: bool) -> list[SampleTransfer]:
     rows = session.execute(
-        select(Transfer.reference, Transfer.amount_centimes, Transfer.status, Household.household_id,
-               Household.head_name, Household.region_code, Household.province_code, Household.pii)
+        select(Transfer.reference, Transfer.amount_centimes, Transfer.status,
+               Household.household_id, Household.head_name, Household.region_code,
+               Household.province_code, Household.pii)
         .join(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)
         .join(Household, Household.id == PaymentInstruction.household_pk)
         .where(Transfer.batch_id == batch_id).order_by(Transfer.id).limit(SAMPLE_TRANSFERS)).all()

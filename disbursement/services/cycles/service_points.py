@@ -188,7 +188,8 @@ def partner_load(session: Session, partner_code: str, day: date) -> list[dict]:
 
 
 def _load_view(session: Session, point: ServicePoint, day: date) -> dict:
-    return _view(point, day, _counts(session, point.partner_code, day, point.code).get(point.code, {}))
+    counts = _counts(session, point.partner_code, day, point.code)
+    return _view(point, day, counts.get(point.code, {}))
 
 
 def _counts(session: Session, partner_code: str, day: date, code: str | None) -> dict:

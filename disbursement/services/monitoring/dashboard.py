@@ -157,7 +157,8 @@ def confirmation_latency(session: Session, since: datetime, postgres: bool) -> l
                      for name, p in PERCENTILES.items()))
             .group_by(lat.c.partner).order_by(lat.c.partner)).all()
         return [{"partner": r[0], **{name: round(float(v), 3) for name, v in
-                                     zip(PERCENTILES, r[2:], strict=True)}, "samples": r[1]} for r in rows]
+                                     zip(PERCENTILES, r[2:], strict=True)}, "samples": r[1]}
+                for r in rows]
     return _latency_by_ranks(session, lat)
 
 
