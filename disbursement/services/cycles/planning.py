@@ -153,7 +153,7 @@ class _Planner:
         self.open: dict[str, _OpenBatch] = {}
         self.next_seq = dict(session.execute(
             select(Batch.partner_code, func.max(Batch.seq)).where(Batch.cycle_id == cycle.id)
-            .group_by(Batch.partner_code)))
+            .group_by(Batch.partner_code)).all())
         self.entitle = lru_cache(maxsize=4096)(lambda comp: rules.entitlement(year, comp))
         # Capacity counters live in the router for the whole run: no per-row query.
         self.window = routing.pickup_window(result.period, rules.pickup_window_days)
