@@ -11,7 +11,7 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from connectors.signing import NonceStore
 from disbursement.domain.errors import BadInput
@@ -114,10 +114,15 @@ class Connector(Protocol):
         pain.002, camt.054). Push protocols (REST callbacks) return []."""
 
 
+@runtime_checkable
 class PushConnector(Connector, Protocol):
-    """A connector whose partner pushes signed callbacks to us (REST, wallet)."""
+    """A connector whose partner pushes signed callbacks to us (REST, wallet).
+    Runtime-checkable: the inbound endpoint refuses a partner whose connector is not one."""
 
     def receive_callback(self, method: str, target: str, headers: Mapping[str, str],
                          body: bytes, nonces: NonceStore | None = None) -> list[InboundUpdate]:
         """Verify the callback's signature (and nonce) before parsing it into
         updates. Raises `connectors.signing.SignatureError` or `BadInboundMessage`."""
+
+    def close(self) -> None:
+        """Release the HTTP client."""

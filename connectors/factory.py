@@ -27,7 +27,8 @@ def build_connector(partner: Partner, base_url: str, key: bytes, timeout_seconds
         return RestConnector(partner.code, base_url, key, timeout_seconds, verify_keys)
     if partner.protocol == "wallet":
         return WalletConnector(partner.code, base_url, key, timeout_seconds, verify_keys)
-    raise UnsupportedProtocol(f"partner {partner.code}: no connector for protocol {partner.protocol!r}")
+    raise UnsupportedProtocol(f"partner {partner.code}: "
+                              f"no connector for protocol {partner.protocol!r}")
 
 
 # Protocols that move files over the partner's SFTP server: no HMAC key, an SFTP

@@ -35,10 +35,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 from connectors import file_format as ff
 from connectors.base import (
     AmbiguousOutcome,
+    Connector,
     InboundUpdate,
     OutboundTransfer,
     PartnerStatus,
@@ -73,6 +75,19 @@ class PartnerFile:
     update_where: list[str] = field(default_factory=list)
     # a file rejection: what the partner found wrong with one of our files
     partner_problems: list[str] = field(default_factory=list)
+
+
+@runtime_checkable
+class FileConnector(Connector, Protocol):
+    """A connector whose partner leaves files for us to collect (SFTP CSV, ISO 20022).
+    Runtime-checkable: file collection refuses a partner whose connector is not one."""
+
+    def fetch_files(self, known: set[str]) -> list[PartnerFile]:
+        """Files in the partner's outbox not named in `known`, each verified or
+        carrying its error."""
+
+    def close(self) -> None:
+        """Release the connection."""
 
 
 def instruction_name(transfers: Sequence[OutboundTransfer]) -> str:

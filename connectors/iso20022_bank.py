@@ -81,7 +81,8 @@ def debtor(partner_code: str, account: FundingAccount | None) -> Debtor:
 
 
 class Iso20022BankConnector:
-    def __init__(self, endpoint: SftpEndpoint, debtor: Debtor, read_notifications: NotificationReader,
+    def __init__(self, endpoint: SftpEndpoint, debtor: Debtor,
+                 read_notifications: NotificationReader,
                  timeout_seconds: float = 10.0) -> None:
         self.partner_code = endpoint.partner_code
         self.session = SftpSession(endpoint, timeout_seconds)
@@ -103,7 +104,8 @@ class Iso20022BankConnector:
         refused = {t.reference: rib_problem(t.account) for t in transfers if rib_problem(t.account)}
         good = [t for t in transfers if t.reference not in refused]
         if good:
-            digest = hashlib.sha256("\n".join(sorted(t.reference for t in good)).encode()).hexdigest()
+            references = "\n".join(sorted(t.reference for t in good))
+            digest = hashlib.sha256(references.encode()).hexdigest()
             now = datetime.now(UTC)
             header = InitiationHeader(message_id=f"MSG-{digest[:24]}",
                                       payment_information_id=f"PMT-{digest[:24]}",

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import os
+from collections.abc import Mapping
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -50,6 +51,15 @@ class PersonalDataVault:
 
     def search_hash(self, value: str) -> str:
         return hmac.new(self._hash_key, value.strip().upper().encode(), hashlib.sha256).hexdigest()
+
+
+def required(fields: Mapping[str, str | None], name: str) -> str:
+    """A field every sealed record of its kind carries (a household's national ID, an
+    officer's TOTP secret). Raises SealError when it is missing or empty."""
+    value = fields.get(name)
+    if not value:
+        raise SealError(f"sealed record has no {name}")
+    return value
 
 
 def mask(value: str | None, keep: int = 3) -> str:

@@ -177,7 +177,7 @@ def run_cycle(svc: Services, officers: Officers, sims: dict[str, str], household
             client.post(f"{url}/_sim/advance", json={}).raise_for_status()
     step("reconcile")
     recon_totals: dict[str, int] = {}
-    for code, url in sims.items():
+    for code in sims:
         statement = svc.connector(code).fetch_statement()
         path = workdir / f"statement-{code}-{period}.csv"
         path.write_bytes(statement)

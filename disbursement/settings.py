@@ -217,5 +217,6 @@ def load(env: Mapping[str, str]) -> Settings:
 
 
 def default_metrics_dir(env: Mapping[str, str]) -> Path:
-    """Where gunicorn puts the metrics files when PROMETHEUS_MULTIPROC_DIR is unset (observability)."""
+    """Where gunicorn puts the metrics files when PROMETHEUS_MULTIPROC_DIR is unset
+    (observability)."""
     return Path(env.get("DISBURSE_VAR_DIR") or DEFAULT_VAR_DIR) / "prometheus"

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from disbursement.db.models import PaymentInstruction, Transfer, as_utc, utcnow
 from disbursement.db.models.ledger import ReconException
+from disbursement.db.rowcount import rows_changed
 from disbursement.domain.errors import BadInput, Conflict, NotFound
 from disbursement.domain.states import UNSETTLED_EXCEPTIONS, ExceptionStatus, Role
 from disbursement.services.batches import reissue
@@ -41,7 +42,7 @@ from reconciliation.matcher import AGEING_BUCKETS, EXCEPTIONS, Outcome, ageing_b
 PAGE_SIZE = 100
 # The last ageing bucket: older than the oldest bounded one.
 OLDEST_BUCKET = ">60"
-AGES = tuple(name for name, _ in AGEING_BUCKETS) + (OLDEST_BUCKET,)
+AGES = (*(name for name, _ in AGEING_BUCKETS), OLDEST_BUCKET)
 STATUSES = tuple(s.value for s in ExceptionStatus)
 UNSETTLED = tuple(s.value for s in UNSETTLED_EXCEPTIONS)
 
@@ -124,7 +125,8 @@ def open_for_transfers(session: Session, partner_code: str,
         select(ReconException.transfer_id, ReconException.type)
         .where(ReconException.transfer_id.in_(ids), ReconException.status.in_(UNSETTLED)))}
     info = {r.id: r for r in session.execute(
-        select(Transfer.id, Transfer.reference, PaymentInstruction.program, PaymentInstruction.period)
+        select(Transfer.id, Transfer.reference, PaymentInstruction.program,
+               PaymentInstruction.period)
         .join(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)
         .where(Transfer.id.in_(ids)))}
     now = utcnow()
@@ -140,11 +142,21 @@ def open_for_transfers(session: Session, partner_code: str,
 
 def escalate(session: Session, now: datetime | None = None) -> int:
     """Expected items whose SLA has passed become open exceptions."""
-    result = session.execute(update(ReconException)
-                             .where(ReconException.status == ExceptionStatus.EXPECTED.value,
-                                    ReconException.due_at < (now or utcnow()))
-                             .values(status=ExceptionStatus.OPEN.value))
-    return result.rowcount
+    return rows_changed(session, update(ReconException)
+                        .where(ReconException.status == ExceptionStatus.EXPECTED.value,
+                               ReconException.due_at < (now or utcnow()))
+                        .values(status=ExceptionStatus.OPEN.value))
+
+
+def _correction_amount(resolution: ResolutionKind, row: ReconException,
+                       amount_centimes: int | None) -> int:
+    """A write-off books the exception's own amount; a correction posting the
+    officer's (checked non-zero before anything is locked)."""
+    if resolution == ResolutionKind.WRITE_OFF:
+        return row.amount_centimes
+    if not amount_centimes:
+        raise BadResolution("a correction posting needs a non-zero amount_centimes")
+    return amount_centimes
 
 
 def close_matched_later(session: Session, transfer_ids: Sequence[int], statement_id: int) -> None:
@@ -170,7 +182,9 @@ def _age_window(age: str, today: date):
     for name, upper_days in AGEING_BUCKETS:
         if name == age:
             newest = ReconException.since >= midnight(upper_days)
-            return newest if lower_days == 0 else newest & (ReconException.since < midnight(lower_days - 1))
+            if lower_days == 0:
+                return newest
+            return newest & (ReconException.since < midnight(lower_days - 1))
         lower_days = upper_days + 1
     if age == OLDEST_BUCKET:
         return ReconException.since < midnight(lower_days - 1)
@@ -252,7 +266,7 @@ def resolve(svc: Services, exception_id: int, actor: Actor, kind: str, reason: s
             if not program or not period:
                 raise BadResolution(f"exception {exception_id} concerns no transfer: "
                                     "name the program and period the correction belongs to")
-            amount = row.amount_centimes if resolution == ResolutionKind.WRITE_OFF else amount_centimes
+            amount = _correction_amount(resolution, row, amount_centimes)
             posting_id = ledger.post_correction(
                 session, resolution.value, program, period, row.partner_code, amount,
                 f"{resolution.value} of exception {exception_id} by {actor.username}")

@@ -117,9 +117,10 @@ def reconcile(svc: Services, partner_code: str, stream: BinaryIO, filename: str,
         statement.total_centimes = summary.payments_centimes + summary.returns_centimes
         statement.opening_balance_centimes = summary.opening_balance_centimes
         statement.closing_balance_centimes = summary.closing_balance_centimes
-        statement.balance_difference_centimes = report.balance_difference = summary.balance_difference()
-        if report.balance_difference:
-            _open_balance_exception(session, statement, summary, now)
+        difference = summary.balance_difference()
+        statement.balance_difference_centimes = report.balance_difference = difference
+        if difference:
+            _open_balance_exception(session, statement, summary, difference, now)
             report.outcomes[Outcome.BALANCE_DIFFERENCE] += 1
         sla = recon_policy.statement_sla_days(svc.partners, partner_code)
         _expected(session, partner_code, statement.id, summary.to_date, sla, report, now)
@@ -162,7 +163,10 @@ def _match_entries(session: Session, partner_code: str, statement_id: int,
         seen_here: set[tuple[str, EntryKind]] = set()
         items, excs = [], []
         outcome_ids: dict[str, list[int]] = {}
-        to_confirm, to_return, was_missing = [], {}, []
+        to_confirm: list[int] = []
+        was_missing: list[int] = []
+        # return reason -> transfer id -> its status before the return
+        to_return: dict[str | None, dict[int, str]] = {}
         for entry in step:
             hit = known.get(entry.reference)
             key = (entry.reference, entry.kind)
@@ -182,7 +186,8 @@ def _match_entries(session: Session, partner_code: str, statement_id: int,
                 if decision.action == Action.CONFIRM_PAID:
                     to_confirm.append(hit.transfer.id)
                 elif decision.action == Action.BOOK_RETURN:
-                    to_return.setdefault(entry.reason_code, {})[hit.transfer.id] = hit.transfer.status
+                    by_id = to_return.setdefault(entry.reason_code, {})
+                    by_id[hit.transfer.id] = hit.transfer.status
             items.append((statement_id, entry.line_no, entry.reference[:32], entry.amount_centimes,
                           entry.currency, hit.transfer.id if hit else None,
                           decision.outcome.value, _detail(decision, entry), entry.value_date))
@@ -226,8 +231,7 @@ def _exception_row(partner_code: str, statement_id: int, entry: StatementEntry,
 
 
 def _open_balance_exception(session: Session, statement: Statement, summary: StatementSummary,
-                            now: datetime) -> None:
-    difference = summary.balance_difference()
+                            difference: int, now: datetime) -> None:
     session.execute(ReconException.__table__.insert(), [{
         "type": Outcome.BALANCE_DIFFERENCE.value, "status": ExceptionStatus.OPEN.value,
         "partner_code": statement.partner_code, "statement_id": statement.id,

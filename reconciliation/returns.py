@@ -3,9 +3,10 @@
 Funds come back for an expired transfer (which becomes `returned`) or for a
 rejected / failed attempt (whose money sat in the partner's clearing account;
 the attempt keeps its state). A cancelled transfer's release was already
-reversed when the partner confirmed the cancellation. Either way, in one transaction: the state change,
-a `FundReturn` row (one per transfer: a second return is a duplicate), the
-return posting, and for an expired transfer an `Arrears` row for the household.
+reversed when the partner confirmed the cancellation. Either way, in one
+transaction: the state change, a `FundReturn` row (one per transfer: a second
+return is a duplicate), the return posting, and for an expired transfer an
+`Arrears` row for the household.
 A return of a paid transfer, or of one still live, is not allowed by the state
 table: it changes nothing and is flagged in the exceptions queue.
 
@@ -75,7 +76,8 @@ def book_returns(session: Session, partner_code: str, transfers: dict[int, str],
         return set()
     already = set(session.execute(select(FundReturn.transfer_id)
                                   .where(FundReturn.transfer_id.in_(candidates))).scalars())
-    expired = [tid for tid in candidates if transfers[tid] == S.EXPIRED.value and tid not in already]
+    expired = [tid for tid in candidates
+               if transfers[tid] == S.EXPIRED.value and tid not in already]
     moved = set(transitions.move(session, expired, S.RETURNED, source="partner", actor=partner_code,
                                  detail=f"funds returned ({source})", sources=[S.EXPIRED]))
     booked = moved | {tid for tid in candidates
@@ -116,7 +118,8 @@ class ReturnsReport:
     results: list[dict] = field(default_factory=list)
 
     def count(self, outcome: str) -> None:
-        name = {"returned": "returned", "duplicate": "duplicates", "not_allowed": "not_allowed"}[outcome]
+        name = {"returned": "returned", "duplicate": "duplicates",
+                "not_allowed": "not_allowed"}[outcome]
         setattr(self, name, getattr(self, name) + 1)
 
     def as_dict(self) -> dict:

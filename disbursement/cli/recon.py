@@ -5,7 +5,8 @@
     disburse exceptions list|counts|show|resolve
     disburse expiry run [--as-of YYYY-MM-DD]
     disburse arrears list --program P
-    disburse report KIND (--cycle ID | --program P --period YYYY-MM) --format csv|xlsx|json --out FILE
+    disburse report KIND (--cycle ID | --program P --period YYYY-MM)
+                         --format csv|xlsx|json --out FILE
 """
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ def write_rows(session: Session, table: Table, columns: Sequence[str],
     if not rows:
         return
     if session.get_bind().dialect.name != "postgresql":
-        session.execute(insert(table), [dict(zip(columns, row)) for row in rows])
+        session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
         return
     json_at = [columns.index(c) for c in json_columns]
     raw = session.connection().connection.dbapi_connection

@@ -149,12 +149,13 @@ class Router:
         self.window_days = max(1, window_days)
         self.load = load or PartnerDays(partners, self.window_days)
         self.points = points
-        self._candidates: dict[tuple, tuple[_Candidates, tuple[str, ...]]] = {}
+        self._candidates: dict[tuple[str, str, str, str | None],
+                               tuple[_Candidates, tuple[str, ...]]] = {}
 
     def route(self, req: Request) -> Decision:
-        candidates, steps = self._static(req.region_code, req.province_code, req.channel,
-                                         req.chosen_partner)
-        steps = list(steps)
+        candidates, static_steps = self._static(req.region_code, req.province_code, req.channel,
+                                                req.chosen_partner)
+        steps = list(static_steps)
         for partner, why in candidates:
             label = f"{partner.code} ({why})"
             if partner.code in self.open_breakers:
@@ -236,18 +237,19 @@ class Router:
             chosen_gap = "unknown partner" if partner is None else partner.coverage_gap(
                 region, province, channel)
             tried.add(chosen)
-            if chosen_gap:
+            if partner is None or chosen_gap:
                 steps.append(f"chosen partner {chosen}: skipped, {chosen_gap}")
             else:
                 out.append((partner, "chosen partner covers the region"))
-        why_not_chosen = "chosen partner does not cover the region" if chosen else "no chosen partner"
+        why_not_chosen = ("chosen partner does not cover the region" if chosen
+                          else "no chosen partner")
         default = self.defaults.get(region)
         if default and default not in tried:
             tried.add(default)
             partner = self.partners.get(default)
             gap = "unknown partner" if partner is None else partner.coverage_gap(
                 region, province, channel)
-            if gap:
+            if partner is None or gap:
                 steps.append(f"program default {default} for region {region}: skipped, {gap}")
             else:
                 out.append((partner, f"program default for region {region} ({why_not_chosen})"))
@@ -258,7 +260,8 @@ class Router:
             if gap:
                 steps.append(f"{code}: skipped, {gap}")
             else:
-                out.append((self.partners[code], f"first partner covering region {region} for {channel}"
+                out.append((self.partners[code],
+                            f"first partner covering region {region} for {channel}"
                             if not out else f"next partner covering region {region} for {channel}"))
         return tuple(out), tuple(steps)
 

@@ -25,7 +25,8 @@ S = TransferStatus
 
 TERMINAL: frozenset[TransferStatus] = frozenset({S.PAID, S.RETURNED, S.CANCELLED})
 # Attempts that are over and leave the instruction free for a new attempt.
-CLOSED_ATTEMPT: frozenset[TransferStatus] = frozenset({S.REJECTED, S.FAILED, S.CANCELLED, S.RETURNED})
+CLOSED_ATTEMPT: frozenset[TransferStatus] = frozenset({S.REJECTED, S.FAILED, S.CANCELLED,
+                                                       S.RETURNED})
 LIVE: frozenset[TransferStatus] = frozenset(TransferStatus) - CLOSED_ATTEMPT
 # Money left the programme's budget once the batch was released.
 RELEASED: frozenset[TransferStatus] = frozenset(

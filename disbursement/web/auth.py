@@ -20,7 +20,8 @@ def require(*roles: Role):
         def wrapper(*args, **kwargs):
             header = request.headers.get("Authorization", "")
             if not header.startswith("Bearer "):
-                raise ApiError(401, "unauthenticated", "an API token is required: Authorization: Bearer <token>")
+                raise ApiError(401, "unauthenticated",
+                               "an API token is required: Authorization: Bearer <token>")
             with services().uow() as session:
                 g.actor = users.actor_for_token(session, header[len("Bearer "):].strip())
             if roles:

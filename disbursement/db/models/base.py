@@ -3,6 +3,7 @@ column types and timestamp helpers."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -10,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Integer,
     MetaData,
+    Table,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -42,6 +44,11 @@ def as_utc(at: datetime) -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+    if TYPE_CHECKING:
+        # SQLAlchemy types `__table__` as any FromClause because a class may be mapped
+        # onto a select; every model here is mapped onto a Table, which the bulk writers
+        # (COPY, ON CONFLICT) need.
+        __table__: ClassVar[Table]
 
 
 def ts_column(**kw) -> Mapped[datetime]:

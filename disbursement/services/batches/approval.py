@@ -8,6 +8,7 @@ from sqlalchemy import distinct, func, select, update
 from sqlalchemy.orm import Session
 
 from disbursement.db.models import Batch, BatchDecision, Cycle, OutboxItem, Transfer, utcnow
+from disbursement.db.rowcount import rows_changed
 from disbursement.db.upsert import insert_ignore, insert_ignore_one
 from disbursement.domain.errors import BadInput, Conflict, NotFound, Refused
 from disbursement.domain.states import BatchStatus, OutboxStatus, Role, TransferStatus
@@ -60,10 +61,10 @@ def _decide(session: Session, batch: Batch, actor: Actor, decision: str,
 
 def _set_status(session: Session, batch: Batch, expected: BatchStatus, new: BatchStatus,
                 **values) -> None:
-    result = session.execute(update(Batch).where(Batch.id == batch.id,
-                                                 Batch.status == expected.value)
-                             .values(status=new.value, updated_at=utcnow(), **values))
-    if result.rowcount != 1:
+    changed = rows_changed(session, update(Batch).where(Batch.id == batch.id,
+                                                        Batch.status == expected.value)
+                           .values(status=new.value, updated_at=utcnow(), **values))
+    if changed != 1:
         raise BatchStateConflict(f"batch {batch.id} is no longer {expected.value}")
 
 
@@ -74,7 +75,8 @@ def submit(svc: Services, batch_id: int, actor: Actor) -> Batch:
         if batch.status == BatchStatus.SUBMITTED.value:
             return batch
         if batch.status != BatchStatus.DRAFT.value:
-            raise BatchStateConflict(f"batch {batch_id} is {batch.status}, only a draft can be submitted")
+            raise BatchStateConflict(f"batch {batch_id} is {batch.status}, "
+                                     "only a draft can be submitted")
         _set_status(session, batch, BatchStatus.DRAFT, BatchStatus.SUBMITTED,
                     submitted_by=actor.username)
         _decide(session, batch, actor, "submit")
@@ -87,9 +89,11 @@ def approve(svc: Services, batch_id: int, actor: Actor) -> Batch:
     with svc.uow() as session:
         batch = _load(session, batch_id, lock=True)
         if batch.status != BatchStatus.SUBMITTED.value:
-            raise BatchStateConflict(f"batch {batch_id} is {batch.status}, only a submitted batch can be approved")
+            raise BatchStateConflict(f"batch {batch_id} is {batch.status}, "
+                                     "only a submitted batch can be approved")
         if actor.username in (batch.created_by, batch.submitted_by):
-            raise SelfApprovalRefused(f"{actor.username} made batch {batch_id} and cannot approve it")
+            raise SelfApprovalRefused(f"{actor.username} made batch {batch_id} "
+                                      "and cannot approve it")
         _decide(session, batch, actor, "approve")
         approvers = session.execute(select(func.count(distinct(BatchDecision.username))).where(
             BatchDecision.batch_id == batch_id, BatchDecision.decision == "approve")).scalar_one()
@@ -109,7 +113,8 @@ def reject(svc: Services, batch_id: int, actor: Actor, reason: str) -> Batch:
     with svc.uow() as session:
         batch = _load(session, batch_id, lock=True)
         if actor.username in (batch.created_by, batch.submitted_by):
-            raise SelfApprovalRefused(f"{actor.username} made batch {batch_id} and cannot decide on it")
+            raise SelfApprovalRefused(f"{actor.username} made batch {batch_id} "
+                                      "and cannot decide on it")
         _set_status(session, batch, BatchStatus.SUBMITTED, BatchStatus.REJECTED)
         _decide(session, batch, actor, "reject", reason.strip())
         transitions.move_batch(session, batch_id, TransferStatus.PENDING_APPROVAL,
@@ -128,7 +133,8 @@ def release(svc: Services, batch_id: int, actor: Actor) -> list[int]:
         if batch.status == BatchStatus.RELEASED.value:
             return []
         if batch.status != BatchStatus.APPROVED.value:
-            raise BatchStateConflict(f"batch {batch_id} is {batch.status}: it must be approved before release")
+            raise BatchStateConflict(f"batch {batch_id} is {batch.status}: "
+                                     "it must be approved before release")
         _set_status(session, batch, BatchStatus.APPROVED, BatchStatus.RELEASED,
                     released_by=actor.username)
         _decide(session, batch, actor, "release")
@@ -143,10 +149,11 @@ def release(svc: Services, batch_id: int, actor: Actor) -> list[int]:
              "status": OutboxStatus.PENDING.value, "attempts": 0, "created_at": utcnow(),
              "updated_at": utcnow()} for c in chunks],
             key=["kind", "batch_id", "chunk_no"])
-        released = session.execute(select(func.coalesce(func.sum(Transfer.amount_centimes), 0))
-                                   .where(Transfer.batch_id == batch_id,
-                                          Transfer.status == TransferStatus.QUEUED.value)).scalar_one()
-        cycle = session.get(Cycle, batch.cycle_id)
+        released = session.execute(
+            select(func.coalesce(func.sum(Transfer.amount_centimes), 0))
+            .where(Transfer.batch_id == batch_id,
+                   Transfer.status == TransferStatus.QUEUED.value)).scalar_one()
+        cycle = session.get_one(Cycle, batch.cycle_id)
         ledger.post_release(session, cycle.program, cycle.period, batch.partner_code,
                             int(released), batch_id)
         outbox_ids = session.execute(select(OutboxItem.id).where(

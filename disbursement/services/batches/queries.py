@@ -51,10 +51,10 @@ def transfers_by_status(session: Session, batch_id: int) -> dict[str, int]:
     rows = session.execute(select(Transfer.status, func.count())
                            .where(Transfer.batch_id == batch_id)
                            .group_by(Transfer.status)).all()
-    return {status: count for status, count in rows}
+    return dict(rows)
 
 
-def recent_batches(session: Session, limit: int) -> Sequence[Row[tuple[Batch, str, str]]]:
+def recent_batches(session: Session, limit: int) -> Sequence[Row[Batch, str, str]]:
     """The latest batches, newest first, each with its cycle's program and period."""
     return session.execute(select(Batch, Cycle.program, Cycle.period)
                            .join(Cycle, Cycle.id == Batch.cycle_id)

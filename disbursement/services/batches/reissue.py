@@ -121,7 +121,7 @@ def _plan(svc: Services, session: Session, old: Transfer | None,
         return "no such transfer", None
     if old.status not in REISSUABLE:
         return f"transfer is {old.status}: only rejected or failed attempts are re-issued", None
-    instruction = session.get(PaymentInstruction, old.instruction_id)
+    instruction = session.get_one(PaymentInstruction, old.instruction_id)
     if not program_allows_reissue(svc, instruction.program):
         return f"program {instruction.program} does not allow re-issue", None
     live = session.execute(select(Transfer.reference).where(
@@ -131,7 +131,7 @@ def _plan(svc: Services, session: Session, old: Transfer | None,
         return f"the instruction already has a live attempt ({live})", None
     tried = set(session.execute(select(Transfer.partner_code).where(
         Transfer.instruction_id == old.instruction_id)).scalars())
-    household = session.get(Household, instruction.household_pk)
+    household = session.get_one(Household, instruction.household_pk)
     candidates = {code: p for code, p in svc.partners.items()
                   if code not in tried and code not in unhealthy}
     rules = svc.programs[instruction.program]
@@ -173,7 +173,8 @@ def _new_attempt(svc: Services, session: Session, old: Transfer, partner: str, a
     session.add(TransferEvent(
         transfer_id=new.id, from_status=None, to_status=S.PENDING_APPROVAL.value,
         source="officer", actor=actor.username,
-        detail=f"re-issue of {old.reference} ({old.partner_code}: {old.status_reason or old.status})"[:300]))
+        detail=(f"re-issue of {old.reference} "
+                f"({old.partner_code}: {old.status_reason or old.status})")[:300]))
     batch.transfer_count += 1
     batch.total_centimes += old.amount_centimes
     session.flush()

@@ -110,14 +110,15 @@ def batch_review(session: Session, vault: PersonalDataVault, batch_id: int,
 
 def _breakdown(session: Session, batch_id: int):
     stmt = (select(Transfer.partner_code, Household.region_code, Household.province_code,
-                   func.count(), func.sum(Transfer.amount_centimes), func.sum(Transfer.fee_centimes))
+                   func.count(), func.sum(Transfer.amount_centimes),
+                   func.sum(Transfer.fee_centimes))
             .join(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)
             .join(Household, Household.id == PaymentInstruction.household_pk)
             .where(Transfer.batch_id == batch_id)
             .group_by(Transfer.partner_code, Household.region_code, Household.province_code))
     parts: list[dict[str, Breakdown]] = [{}, {}, {}]
     for partner, region, province, count, amount, fee in session.execute(stmt):
-        for part, key in zip(parts, (partner, region, f"{region}/{province}")):
+        for part, key in zip(parts, (partner, region, f"{region}/{province}"), strict=True):
             item = part.setdefault(key, Breakdown(key))
             item.transfers += count
             item.amount_centimes += int(amount or 0)
@@ -189,7 +190,9 @@ def _big(expression):
 
 
 def _detail(kind: str, figure: int | None, usual: int | None) -> str:
-    if kind == "unusual_amount":
+    # The unusual-amount branch always carries both figures: the amount is NOT NULL and
+    # its inner join leaves at least one earlier payment to average.
+    if kind == "unusual_amount" and figure is not None and usual is not None:
         return f"{format_units(figure)} MAD vs usual {format_units(usual)} MAD"
     if kind == "new_account":
         return "account first seen after the household's last payment"
@@ -199,8 +202,9 @@ def _detail(kind: str, figure: int | None, usual: int | None) -> str:
 def _sample(session: Session, vault: PersonalDataVault, batch_id: int,
             clear: bool) -> list[SampleTransfer]:
     rows = session.execute(
-        select(Transfer.reference, Transfer.amount_centimes, Transfer.status, Household.household_id,
-               Household.head_name, Household.region_code, Household.province_code, Household.pii)
+        select(Transfer.reference, Transfer.amount_centimes, Transfer.status,
+               Household.household_id, Household.head_name, Household.region_code,
+               Household.province_code, Household.pii)
         .join(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)
         .join(Household, Household.id == PaymentInstruction.household_pk)
         .where(Transfer.batch_id == batch_id).order_by(Transfer.id).limit(SAMPLE_TRANSFERS)).all()

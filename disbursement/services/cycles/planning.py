@@ -151,9 +151,9 @@ class _Planner:
         self.svc, self.session, self.rules, self.year = svc, session, rules, year
         self.cycle, self.actor, self.result = cycle, actor, result
         self.open: dict[str, _OpenBatch] = {}
-        self.next_seq = {code: seq for code, seq in session.execute(
+        self.next_seq = dict(session.execute(
             select(Batch.partner_code, func.max(Batch.seq)).where(Batch.cycle_id == cycle.id)
-            .group_by(Batch.partner_code))}
+            .group_by(Batch.partner_code)).all())
         self.entitle = lru_cache(maxsize=4096)(lambda comp: rules.entitlement(year, comp))
         # Capacity counters live in the router for the whole run: no per-row query.
         self.window = routing.pickup_window(result.period, rules.pickup_window_days)
@@ -173,7 +173,8 @@ class _Planner:
         explanation_ids = self.explanations.ids([d.steps for _, _, d in decided])
         ids = reserve_ids(self.session, PaymentInstruction.__table__, len(households))
         instructions, plans = [], []
-        for instruction_id, (h, ent, d), explanation_id in zip(ids, decided, explanation_ids):
+        for instruction_id, (h, ent, d), explanation_id in zip(ids, decided, explanation_ids,
+                                                                  strict=True):
             instructions.append((
                 instruction_id, self.cycle.id, self.rules.code, self.result.period, h.id,
                 ent.amount_centimes, self.rules.currency,
@@ -184,19 +185,22 @@ class _Planner:
                    json_columns=["lines"])
         self.result.eligible_new += len(instructions)
         self.result.instructions_created += len(instructions)
-        routed = [p for p in plans if p[2].partner_code is not None]
+        routed = [(iid, channel, d, d.partner_code, amount) for iid, channel, d, amount in plans
+                  if d.partner_code is not None]
         self.result.unroutable += len(plans) - len(routed)
         transfer_ids = reserve_ids(self.session, Transfer.__table__, len(routed))
         transfers, events = [], []
-        for transfer_id, (instruction_id, channel, d, amount) in zip(transfer_ids, routed):
-            batch = self._batch_for(d.partner_code)
+        for transfer_id, (instruction_id, channel, d, partner_code, amount) in zip(
+                transfer_ids, routed, strict=True):
+            batch = self._batch_for(partner_code)
             chunk_no = batch.count // self.svc.settings.chunk_size
             batch.count += 1
             batch.total += amount
             batch.fees += d.fee_centimes
             self.result.amount_centimes += amount
             self.result.fee_centimes += d.fee_centimes
-            pickup = self.window[d.pickup_day] if channel == "cash" else None
+            pickup = (self.window[d.pickup_day] if channel == "cash" and d.pickup_day is not None
+                      else None)
             transfers.append((transfer_id, instruction_id, batch.id, new_reference(), 1,
                               d.partner_code, channel, amount, self.rules.currency,
                               d.fee_centimes, d.service_point, pickup,

@@ -32,7 +32,7 @@ def cycle_overview(session: Session, program: str, period: str) -> CycleOverview
                Batch.total_centimes)
         .where(Batch.cycle_id == cycle_id).order_by(Batch.id)).all()
     return CycleOverview(id=cycle_id,
-                         transfers_by_status={status: count for status, count in by_status},
+                         transfers_by_status=dict(by_status),
                          batches=[dict(b._mapping) for b in batches])
 
 

@@ -100,14 +100,16 @@ def changes(session: Session, cycle: Cycle) -> CycleChanges:
                func.count(case((and_(before.id.is_not(None),
                                      before.amount_centimes != now.amount_centimes), 1))),
                func.count(case((before.amount_centimes == now.amount_centimes, 1))),
-               func.coalesce(func.sum(now.amount_centimes - func.coalesce(before.amount_centimes, 0)), 0))
+               func.coalesce(func.sum(now.amount_centimes
+                                      - func.coalesce(before.amount_centimes, 0)), 0))
         .select_from(now).outerjoin(before, pair).where(now.cycle_id == cycle.id)).one()
     removed, removed_amount = session.execute(
         select(func.count(), func.coalesce(func.sum(before.amount_centimes), 0))
         .select_from(before)
         .outerjoin(now, and_(now.household_pk == before.household_pk, now.cycle_id == cycle.id))
         .where(before.cycle_id == previous.id, now.id.is_(None))).one()
-    result.added, result.changed, result.unchanged, result.removed = added, changed, unchanged, removed
+    result.added, result.changed = added, changed
+    result.unchanged, result.removed = unchanged, removed
     result.delta_centimes = int(delta) - int(removed_amount)
     rows = session.execute(
         select(Household.household_id, Household.head_name, before.amount_centimes,
@@ -128,8 +130,8 @@ def changes(session: Session, cycle: Cycle) -> CycleChanges:
 
 def line_changes(old_lines: list, new_lines: list) -> list[str]:
     """Which rule lines differ between two instructions, in words."""
-    old = {code: amount for code, amount in old_lines}
-    new = {code: amount for code, amount in new_lines}
+    old = dict(old_lines)
+    new = dict(new_lines)
     why = []
     for code in sorted(old.keys() | new.keys()):
         if code not in old:

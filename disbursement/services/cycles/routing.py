@@ -8,6 +8,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -51,14 +52,15 @@ def build_router(svc: Services, session: Session, rules: ProgramRules, cycle_id:
         day = 0 if pickup is None else day_of.get(pickup)
         if day is not None:
             partner_used[(partner, day)] = partner_used.get((partner, day), 0) + count
-    point_used = {
-        (partner, point, day_of[pickup]): (count, int(total))
-        for partner, point, pickup, count, total in session.execute(
+    point_used: dict[tuple[str, str, int], tuple[int, int]] = {}
+    for partner, point, pickup, count, total in session.execute(
             select(Transfer.partner_code, Transfer.service_point, Transfer.pickup_from,
                    func.count(), func.sum(Transfer.amount_centimes))
             .where(Transfer.service_point.is_not(None), Transfer.pickup_from.in_(list(window)),
                    Transfer.status.not_in(_CLOSED))
-            .group_by(Transfer.partner_code, Transfer.service_point, Transfer.pickup_from))}
+            .group_by(Transfer.partner_code, Transfer.service_point, Transfer.pickup_from)):
+        if point is not None and pickup is not None:   # always so: the WHERE says it
+            point_used[(partner, point, day_of[pickup])] = (count, int(total))
     points = PointBook(load_points(session), svc.configuration.communes, window,
                        point_used)
     return Router(svc.partners, rules.default_partner_by_region,
@@ -119,7 +121,7 @@ def explain(session: Session, household_id: str, period: str | None = None,
         stmt = stmt.where(PaymentInstruction.period == period)
     if program:
         stmt = stmt.where(PaymentInstruction.program == program)
-    out = []
+    out: list[dict[str, Any]] = []
     for instruction, steps in session.execute(stmt).all():
         if out and not period and instruction.period != out[0]["period"]:
             break  # the latest period only, unless one was asked

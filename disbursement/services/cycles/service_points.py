@@ -188,7 +188,8 @@ def partner_load(session: Session, partner_code: str, day: date) -> list[dict]:
 
 
 def _load_view(session: Session, point: ServicePoint, day: date) -> dict:
-    return _view(point, day, _counts(session, point.partner_code, day, point.code).get(point.code, {}))
+    counts = _counts(session, point.partner_code, day, point.code)
+    return _view(point, day, counts.get(point.code, {}))
 
 
 def _counts(session: Session, partner_code: str, day: date, code: str | None) -> dict:
@@ -201,7 +202,8 @@ def _counts(session: Session, partner_code: str, day: date, code: str | None) ->
         stmt = stmt.where(Transfer.service_point == code)
     out: dict[str, dict[str, tuple[int, int]]] = {}
     for point, status, count, total in session.execute(stmt):
-        out.setdefault(point, {})[status] = (count, int(total))
+        if point is not None:   # always so: the WHERE says it
+            out.setdefault(point, {})[status] = (count, int(total))
     return out
 
 

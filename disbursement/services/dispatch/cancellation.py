@@ -85,12 +85,12 @@ def cancel_transfer(svc: Services, reference: str, reason: str, actor: Actor) ->
             ledger.post_cancellations(session, moved, f"transfer {reference} cancelled")
         _audit(session, actor, reference, reason, answer.value, bool(moved))
         session.commit()
-        status = session.execute(select(Transfer.status).where(
+        final_status = session.execute(select(Transfer.status).where(
             Transfer.id == transfer_id)).scalar_one()
     if answer != PartnerStatus.CANCELLED:
         raise CancelRefused(f"partner {partner_code} did not cancel {reference}: "
                             f"it reports the transfer {answer.value}")
-    return CancelResult(reference, status, answer.value, "cancelled by the partner")
+    return CancelResult(reference, final_status, answer.value, "cancelled by the partner")
 
 
 def _load(session: Session, reference: str) -> Transfer:

@@ -32,7 +32,7 @@ from connectors.base import (
     RetryableError,
     TerminalError,
 )
-from disbursement import metrics
+from disbursement import crypto, metrics
 from disbursement.db.models import Household, OutboxItem, PaymentInstruction, Transfer, utcnow
 from disbursement.domain.backoff import backoff_seconds
 from disbursement.domain.breaker import Admission
@@ -204,7 +204,8 @@ def _send(svc: Services, connector: Connector, rows, outcome: DispatchOutcome) -
         phone = _wallet_phone(pii)
         payload.append(OutboundTransfer(
             reference=row.reference, amount_centimes=row.amount_centimes, currency=row.currency,
-            channel=row.channel, beneficiary_name=row.head_name, national_id=pii["cin"],
+            channel=row.channel, beneficiary_name=row.head_name,
+            national_id=crypto.required(pii, "cin"),
             phone=normalise_mobile(phone) or phone if row.channel == "wallet" else phone,
             account=pii.get("account"), region_code=row.region_code,
             wallet_tier=row.wallet_tier if row.channel == "wallet" else None,

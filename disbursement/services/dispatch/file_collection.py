@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import PartnerStatus
 from connectors.factory import FILE_PROTOCOLS
+from connectors.file_exchange import FileConnector
 from disbursement.db.models import Transfer
 from disbursement.db.models.files import PartnerFile
 from disbursement.services.ports import Services
@@ -76,6 +77,8 @@ def collect(svc: Services, partner_code: str) -> CollectionReport:
         known = set(session.execute(select(PartnerFile.name).where(
             PartnerFile.partner_code == partner_code)).scalars())
     connector = svc.connector(partner_code)
+    if not isinstance(connector, FileConnector):
+        raise NotAFilePartner(f"partner {partner_code}'s connector collects no files")
     try:
         files = connector.fetch_files(known)
     finally:
@@ -118,7 +121,7 @@ def _refusal(svc: Services, partner_code: str, found) -> str | None:
         if not found.updates:
             return None
         unknown = _unknown_references(session, partner_code, [u.reference for u in found.updates])
-    for update, where in zip(found.updates, found.update_where):
+    for update, where in zip(found.updates, found.update_where, strict=True):
         if update.reference in unknown:
             return (f"{found.name} {where}: reference {update.reference} is not a "
                     f"transfer of partner {partner_code}")

@@ -95,8 +95,7 @@ def notify_chunk(svc: Services, outbox_id: int) -> NotifyOutcome:
         rows = _cash_rows(session, item.batch_id, item.chunk_no)
         pending = _record_pending(svc, session, rows, outcome)
         session.commit()
-    gateway = SmsGateway(svc.settings.sms_gateway_url, svc.settings.sms_gateway_key,
-                         svc.settings.connector_timeout_seconds)
+    gateway = _gateway(svc)
     try:
         for i in range(0, len(pending), MESSAGES_PER_REQUEST):
             part = pending[i:i + MESSAGES_PER_REQUEST]
@@ -147,7 +146,17 @@ def _cash_rows(session: Session, batch_id: int, chunk_no: int):
         .order_by(Transfer.id)).all()
 
 
-def _record_pending(svc: Services, session: Session, rows, outcome: NotifyOutcome) -> list[_Pending]:
+def _gateway(svc: Services) -> SmsGateway:
+    """The outbox row was written while a gateway was configured; if it no longer is,
+    the job fails (the row stays pending for a retry) rather than pretending to send."""
+    if not svc.settings.sms_gateway_url:
+        raise RuntimeError("SMS_GATEWAY_URL is not set: notifications cannot be sent")
+    return SmsGateway(svc.settings.sms_gateway_url, svc.settings.sms_gateway_key,
+                      svc.settings.connector_timeout_seconds)
+
+
+def _record_pending(svc: Services, session: Session, rows,
+                    outcome: NotifyOutcome) -> list[_Pending]:
     """One notification row per transfer (kept if already there); the ones
     still to send, with the phone decrypted in memory only."""
     existing = dict(session.execute(select(Notification.transfer_id, Notification.status).where(
@@ -162,9 +171,11 @@ def _record_pending(svc: Services, session: Session, rows, outcome: NotifyOutcom
             status = "pending" if phone else "no_phone"
             fresh.append({"transfer_id": r.id, "reference": r.reference, "status": status,
                           "code_hash": code_hash(svc.settings.code_key, r.reference,
-                                                 withdrawal_code(svc.settings.code_key, r.reference)),
+                                                 withdrawal_code(svc.settings.code_key,
+                                                                 r.reference)),
                           "attempts": 0, "created_at": now})
-        if status == "no_phone":
+        # A phone erased from the registry since the row was written: nothing to send to.
+        if status == "no_phone" or not phone:
             outcome.no_phone += 1
             continue
         pending.append(_Pending(r.id, r.reference, phone, r.amount_centimes, r.service_point,

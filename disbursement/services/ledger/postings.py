@@ -294,7 +294,7 @@ def _ledger_figures(session: Session, program: str | None, period: str | None) -
     if period:
         stmt = stmt.where(LedgerPosting.period == period)
     names = ("released", "paid", "returned", "outstanding", "corrections", "fees")
-    return {(p, per, partner): dict(zip(names, map(int, figures)))
+    return {(p, per, partner): dict(zip(names, map(int, figures), strict=True))
             for p, per, partner, *figures in session.execute(stmt)}
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import case, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, case, func, literal_column, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from disbursement.db.models import Batch, OutboxItem, Transfer, TransferEvent, as_utc, utcnow
@@ -133,6 +134,7 @@ def _latency_rows(session: Session, since: datetime, postgres: bool):
                                                sent.to_status == S.SENT.value,
                                                sent.at <= first.c.confirmed_at)
                .scalar_subquery())
+    seconds: ColumnElement[Any]   # epoch seconds on PostgreSQL, days * 86400 elsewhere
     if postgres:
         seconds = func.extract("epoch", first.c.confirmed_at - sent_at)
     else:
@@ -155,7 +157,8 @@ def confirmation_latency(session: Session, since: datetime, postgres: bool) -> l
                      for name, p in PERCENTILES.items()))
             .group_by(lat.c.partner).order_by(lat.c.partner)).all()
         return [{"partner": r[0], **{name: round(float(v), 3) for name, v in
-                                     zip(PERCENTILES, r[2:])}, "samples": r[1]} for r in rows]
+                                     zip(PERCENTILES, r[2:], strict=True)}, "samples": r[1]}
+                for r in rows]
     return _latency_by_ranks(session, lat)
 
 
@@ -168,10 +171,10 @@ def _latency_by_ranks(session: Session, lat) -> list[dict]:
                     func.count().over(partition_by=lat.c.partner).label("n")).subquery("ranked")
     wanted = []
     for p in PERCENTILES.values():
-        pos100 = literal_column(str(round(p * 100))) * (ranked.c.n - 1)
-        lower = pos100 // 100
-        upper = lower + case((pos100 % 100 > 0, 1), else_=0)
-        wanted += [ranked.c.rn == lower, ranked.c.rn == upper]
+        pos100: ColumnElement[int] = literal_column(str(round(p * 100))) * (ranked.c.n - 1)
+        floor_rank = pos100 // 100
+        ceiling_rank = floor_rank + case((pos100 % 100 > 0, 1), else_=0)
+        wanted += [ranked.c.rn == floor_rank, ranked.c.rn == ceiling_rank]
     rows = session.execute(select(ranked.c.partner, ranked.c.n, ranked.c.rn, ranked.c.seconds)
                            .where(or_(*wanted))).all()
     by_partner: dict[str, tuple[int, dict[int, float]]] = {}

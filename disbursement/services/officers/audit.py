@@ -29,7 +29,8 @@ def record(session: Session, actor: str, action: str, object_type: str, object_i
            detail: dict[str, Any] | None = None) -> AuditEntry:
     detail = detail or {}
     # Locking the head row serialises appenders so the chain never forks.
-    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+    head = session.execute(select(AuditHead).where(AuditHead.id == 1)
+                           .with_for_update()).scalar_one()
     at = utcnow()
     digest = _entry_hash(head.last_hash, at.isoformat(), actor, action, object_type,
                          str(object_id), detail)
@@ -47,8 +48,8 @@ def verify(session: Session) -> int:
     prev = GENESIS_HASH
     count = 0
     for entry in session.execute(select(AuditEntry).order_by(AuditEntry.id)).scalars():
-        expected = _entry_hash(prev, as_utc(entry.at).isoformat(), entry.actor, entry.action, entry.object_type,
-                               entry.object_id, entry.detail)
+        expected = _entry_hash(prev, as_utc(entry.at).isoformat(), entry.actor, entry.action,
+                               entry.object_type, entry.object_id, entry.detail)
         if entry.prev_hash != prev or entry.hash != expected:
             raise AuditChainBroken(f"audit entry {entry.id} does not match the chain")
         prev = entry.hash

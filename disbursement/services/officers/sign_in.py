@@ -15,8 +15,10 @@ import pyotp
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from disbursement import crypto
 from disbursement.db.models import User, as_utc, utcnow
 from disbursement.db.models.console import LoginThrottle, OfficerTotp
+from disbursement.db.rowcount import rows_changed
 from disbursement.db.upsert import insert_ignore, upsert
 from disbursement.domain.errors import Refused
 from disbursement.services.officers import audit, users
@@ -85,7 +87,8 @@ def enrol_totp(svc: Services, username: str) -> str:
     returns its otpauth:// URI for an authenticator app."""
     secret = pyotp.random_base32()
     with svc.uow() as session:
-        user_id = session.execute(select(User.id).where(User.username == username)).scalar_one_or_none()
+        user_id = session.execute(select(User.id)
+                                  .where(User.username == username)).scalar_one_or_none()
         if user_id is None:
             raise UnknownOfficer(f"no officer named {username}")
         upsert(session, OfficerTotp.__table__, [{
@@ -140,13 +143,12 @@ def _use_totp(svc: Services, session: Session, actor: users.Actor, code: str) ->
                           .where(User.username == actor.username)).scalar_one_or_none()
     if row is None:
         return False
-    totp = pyotp.TOTP(svc.vault.open(row.secret_sealed)["totp"], digits=TOTP_DIGITS,
-                      interval=TOTP_STEP_SECONDS)
+    totp = pyotp.TOTP(crypto.required(svc.vault.open(row.secret_sealed), "totp"),
+                      digits=TOTP_DIGITS, interval=TOTP_STEP_SECONDS)
     now_step = int(time.time()) // TOTP_STEP_SECONDS
     for step in range(now_step - TOTP_WINDOW_STEPS, now_step + TOTP_WINDOW_STEPS + 1):
         if step > row.last_step and hmac.compare_digest(totp.at(step * TOTP_STEP_SECONDS), code):
             # Conditional: two requests racing with one code, only one wins.
-            used = session.execute(update(OfficerTotp).where(
-                OfficerTotp.id == row.id, OfficerTotp.last_step < step).values(last_step=step))
-            return used.rowcount == 1
+            return rows_changed(session, update(OfficerTotp).where(
+                OfficerTotp.id == row.id, OfficerTotp.last_step < step).values(last_step=step)) == 1
     return False

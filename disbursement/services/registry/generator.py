@@ -16,7 +16,7 @@ import json
 import random
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, ContextManager, NamedTuple
+from typing import IO, NamedTuple
 
 from disbursement.configuration.regions import load_regions
 from disbursement.domain.regions import COMMUNES_PER_PROVINCE, Region
@@ -40,10 +40,11 @@ FIRST_NAMES = (
     ("Saïd", "سعيد"), ("Hafsa", "حفصة"), ("Omar", "عمر"), ("Latifa", "لطيفة"),
 )
 LAST_NAMES = (
-    ("El Idrissi", "الإدريسي"), ("Benali", "بنعلي"), ("El Amrani", "العمراني"), ("Bennani", "بناني"),
-    ("Tazi", "التازي"), ("Alaoui", "العلوي"), ("Berrada", "برادة"), ("Chraïbi", "الشرايبي"),
-    ("Ouazzani", "الوزاني"), ("Aït Ahmed", "آيت أحمد"), ("Lahlou", "لحلو"), ("Ziani", "الزياني"),
-    ("Mansouri", "المنصوري"), ("Kettani", "الكتاني"), ("El Fassi", "الفاسي"), ("Haddaoui", "الحداوي"),
+    ("El Idrissi", "الإدريسي"), ("Benali", "بنعلي"), ("El Amrani", "العمراني"),
+    ("Bennani", "بناني"), ("Tazi", "التازي"), ("Alaoui", "العلوي"), ("Berrada", "برادة"),
+    ("Chraïbi", "الشرايبي"), ("Ouazzani", "الوزاني"), ("Aït Ahmed", "آيت أحمد"), ("Lahlou", "لحلو"),
+    ("Ziani", "الزياني"), ("Mansouri", "المنصوري"), ("Kettani", "الكتاني"), ("El Fassi", "الفاسي"),
+    ("Haddaoui", "الحداوي"),
 )
 BANK_CODES = ("007", "011", "013", "021", "022", "145", "190", "230", "350")
 PARTNER_CODES = ("BARID", "CASHPLUS", "WAFACASH")
@@ -83,15 +84,17 @@ def generate_households(
     # Per-prefix counter, scrambled and shifted per prefix, so that CINs are
     # unique (up to 10^6 per prefix) without looking like a sequence.
     cin_serial: dict[str, int] = {}
-    cin_shift = {prefix: rng.randrange(1_000_000) for code in codes for prefix in CIN_PREFIXES.get(code, ("X",))}
+    cin_shift = {prefix: rng.randrange(1_000_000)
+                 for code in codes for prefix in CIN_PREFIXES.get(code, ("X",))}
     for index in range(n):
         region = rng.choices(codes, cum_weights=cum_weights)[0]
         province = rng.choice(provinces[region])
         prefix = rng.choice(CIN_PREFIXES.get(region, ("X",)))
         cin_serial[prefix] = cin_serial.get(prefix, 0) + 1
+        cin_number = (cin_serial[prefix] * _SCRAMBLE + cin_shift[prefix]) % 1_000_000
         row = {
             "household_id": f"RSU-{index + 1:08d}",
-            "cin": f"{prefix}{(cin_serial[prefix] * _SCRAMBLE + cin_shift[prefix]) % 1_000_000:06d}",
+            "cin": f"{prefix}{cin_number:06d}",
             "head_name": _name(rng),
             "phone": "" if rng.random() < 0.08 else _phone(rng, index, seed),
             "region_code": region,
@@ -127,7 +130,8 @@ def _score(rng: random.Random) -> str:
     return f"{units}.{fraction:06d}".rstrip("0").rstrip(".")
 
 
-def _family(rng: random.Random, counts: tuple[int, ...], weights: tuple[int, ...]) -> dict[str, str]:
+def _family(rng: random.Random, counts: tuple[int, ...],
+            weights: tuple[int, ...]) -> dict[str, str]:
     flat_rate = rng.random() < 0.05  # elderly households, no dependent children
     children = 0 if flat_rate or rng.random() < 0.055 else rng.choices(counts, weights)[0]
     bands = [0, 0, 0]  # 0-5, schooled 6-20, not schooled 6-20
@@ -152,7 +156,8 @@ def _channel(rng: random.Random, index: int, seed: int, phone: str) -> dict[str,
     if draw < 90:
         # Tier 2 or 3 by position, not by a draw, so the seeded stream (and every
         # other column of a seeded file) stays what it was before tiers existed.
-        return {"channel": "wallet", "account": "", "wallet_phone": phone or _phone(rng, index, seed),
+        return {"channel": "wallet", "account": "",
+                "wallet_phone": phone or _phone(rng, index, seed),
                 "wallet_tier": "3" if index % 4 == 0 else "2"}
     return {"channel": "bank", "account": make_rib(rng, index), "wallet_phone": "",
             "wallet_tier": ""}
@@ -184,7 +189,8 @@ def _with_defects(n: int, seed: int, bad_rows: int) -> Iterator[tuple[dict[str, 
         yield row, defect
 
 
-def write_csv(target: str | Path | IO[str], n: int, seed: int = 7, bad_rows: int = 0) -> list[BrokenRow]:
+def write_csv(target: str | Path | IO[str], n: int, seed: int = 7,
+              bad_rows: int = 0) -> list[BrokenRow]:
     """Write a header and n rows (bad_rows of them broken); returns the broken rows."""
     with _open(target) as stream:
         writer = csv.writer(stream, lineterminator="\n")
@@ -197,7 +203,8 @@ def write_csv(target: str | Path | IO[str], n: int, seed: int = 7, bad_rows: int
     return broken
 
 
-def write_jsonl(target: str | Path | IO[str], n: int, seed: int = 7, bad_rows: int = 0) -> list[BrokenRow]:
+def write_jsonl(target: str | Path | IO[str], n: int, seed: int = 7,
+                bad_rows: int = 0) -> list[BrokenRow]:
     """Like write_csv, one JSON object per line with JSON-typed counts and
     flags; the score stays a string so no float ever appears."""
     with _open(target) as stream:
@@ -211,14 +218,15 @@ def write_jsonl(target: str | Path | IO[str], n: int, seed: int = 7, bad_rows: i
 
 def _typed(row: dict[str, str]) -> dict[str, object]:
     typed: dict[str, object] = {key: value for key, value in row.items() if value != ""}
-    for key in ("children_0_5", "children_schooled_6_20", "children_unschooled_6_20", "disabled_children"):
+    for key in ("children_0_5", "children_schooled_6_20", "children_unschooled_6_20",
+                "disabled_children"):
         typed[key] = int(row[key])
     for key in ("orphan", "flat_rate"):
         typed[key] = row[key] in ("1", "true", "yes")
     return typed
 
 
-def _open(target: str | Path | IO[str]) -> ContextManager[IO[str]]:
+def _open(target: str | Path | IO[str]) -> contextlib.AbstractContextManager[IO[str]]:
     if isinstance(target, (str, Path)):
         return open(target, "w", encoding="utf-8", newline="")
     return contextlib.nullcontext(target)  # the caller's stream stays open

@@ -109,14 +109,14 @@ def _duplicate(previous: RegistryImport) -> ImportResult:
 
 
 def _household_row(svc: Services, rec: schema.HouseholdRecord, import_id: int) -> dict:
+    payout = rec.account or rec.wallet_phone
     return {
         "household_id": rec.household_id,
         "cin_hash": svc.vault.search_hash(rec.cin),
         # Keyed hashes for the batch review's "same phone / account" flags;
         # the payout account is the bank account or else the wallet number.
         "phone_hash": svc.vault.search_hash(rec.phone) if rec.phone else None,
-        "account_hash": (svc.vault.search_hash(rec.account or rec.wallet_phone)
-                         if (rec.account or rec.wallet_phone) else None),
+        "account_hash": svc.vault.search_hash(payout) if payout else None,
         "pii": svc.vault.seal({"cin": rec.cin, "phone": rec.phone, "account": rec.account,
                                "wallet_phone": rec.wallet_phone}),
         "head_name": rec.head_name, "region_code": rec.region_code,

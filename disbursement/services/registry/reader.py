@@ -151,7 +151,7 @@ def _csv_rows(lines: Iterator[_Line]) -> Iterator[tuple[int, RawRow | RawRowErro
                 f"has {len(values)} values but the header has {len(header)} columns"
             )
         else:
-            yield start, dict(zip(header, values))
+            yield start, dict(zip(header, values, strict=True))
 
 
 def _read_header(reader: Any, consumed: list[_Line]) -> list[str]:
@@ -166,7 +166,8 @@ def _read_header(reader: Any, consumed: list[_Line]) -> list[str]:
         raise RegistryFileError(f"CSV header {problem}")
     header = [name.strip() for name in header]
     if "" in header:
-        raise RegistryFileError(f"CSV header has an empty column name (column {header.index('') + 1})")
+        raise RegistryFileError("CSV header has an empty column name "
+                                f"(column {header.index('') + 1})")
     seen: set[str] = set()
     for name in header:
         if name in seen:

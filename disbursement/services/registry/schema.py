@@ -28,6 +28,7 @@ from marshmallow import (
     validates,
     validates_schema,
 )
+from marshmallow.types import ErrorMessages
 
 from disbursement.domain.regions import Region
 from disbursement.domain.rib import (  # re-exported: the registry's callers import them here
@@ -133,7 +134,10 @@ def _text(value: Any) -> str:
 class _Parsed(fields.Field):
     """A marshmallow field around a plain parse function (value -> typed value)."""
 
-    default_error_messages = {"required": "is required", "null": "is required"}
+    # marshmallow declares this on Field as an instance attribute, so mypy refuses a ClassVar
+    # here; marshmallow only reads it (merged per class in Field.__init__), never mutates it.
+    default_error_messages: ErrorMessages = {  # noqa: RUF012
+        "required": "is required", "null": "is required"}
 
     def __init__(self, parse: Callable[[Any], Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -143,7 +147,8 @@ class _Parsed(fields.Field):
         return self.parse(value)
 
 
-def _pattern(pattern: re.Pattern[str], describe: str, *, upper: bool = False) -> Callable[[Any], str]:
+def _pattern(pattern: re.Pattern[str], describe: str, *,
+             upper: bool = False) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = _text(value)
         normal = text.upper() if upper else text
@@ -171,7 +176,8 @@ def _mobile_phone(value: Any) -> str:
     match = _MOBILE.fullmatch(text.translate(_PHONE_SEPARATORS))
     if match is None:
         raise ValidationError(
-            f"{quote(text)} is not a Moroccan mobile number (06/07 then 8 digits, or +2126/+2127 then 8 digits)")
+            f"{quote(text)} is not a Moroccan mobile number "
+            "(06/07 then 8 digits, or +2126/+2127 then 8 digits)")
     return "+212" + match.group(1)
 
 
@@ -179,7 +185,8 @@ def _score_micro(value: Any) -> int:
     text = _text(value)
     match = _DECIMAL.fullmatch(text)
     if match is None:
-        hint = ' (use "." as the decimal separator)' if _DECIMAL.fullmatch(text.replace(",", ".", 1)) else ""
+        comma_decimal = _DECIMAL.fullmatch(text.replace(",", ".", 1))
+        hint = ' (use "." as the decimal separator)' if comma_decimal else ""
         raise ValidationError(f"{quote(text)} is not a decimal number{hint}")
     if match.group(1) is not None and len(match.group(1)) > SCORE_DECIMALS:
         raise ValidationError(f"{quote(text)} has more than {SCORE_DECIMALS} decimals")
@@ -247,8 +254,10 @@ class HouseholdSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    household_id = _Parsed(_pattern(HOUSEHOLD_ID, 'a household id (1-32 letters, digits or "-")'), required=True)
-    cin = _Parsed(_pattern(CIN, "a national ID card number (1-2 letters then 1-6 digits)", upper=True),
+    household_id = _Parsed(_pattern(HOUSEHOLD_ID, 'a household id (1-32 letters, digits or "-")'),
+                           required=True)
+    cin = _Parsed(_pattern(CIN, "a national ID card number (1-2 letters then 1-6 digits)",
+                           upper=True),
                   required=True)
     head_name = _Parsed(_person_name, required=True)
     phone = _Parsed(_mobile_phone, load_default=None)
@@ -264,7 +273,8 @@ class HouseholdSchema(Schema):
     flat_rate = _Parsed(_flag, required=True)
     channel = _Parsed(_channel, required=True)
     partner_code = _Parsed(_pattern(
-        PARTNER, 'a partner code (2-16 letters, digits or "_", starting with a letter)', upper=True),
+        PARTNER, 'a partner code (2-16 letters, digits or "_", starting with a letter)',
+        upper=True),
         load_default=None)
     account = _Parsed(_rib, load_default=None)
     wallet_phone = _Parsed(_mobile_phone, load_default=None)
@@ -294,7 +304,8 @@ class HouseholdSchema(Schema):
             raise ValidationError(f"unknown region {quote(value)}")
 
     @validates_schema(skip_on_field_errors=False, pass_original=True)
-    def _cross_field_rules(self, data: dict[str, Any], original: dict[str, Any], **kwargs: Any) -> None:
+    def _cross_field_rules(self, data: dict[str, Any], original: dict[str, Any],
+                           **kwargs: Any) -> None:
         # Runs even when other fields failed, so one pass reports every
         # problem of the row; each rule only looks at fields that were valid.
         errors: dict[str, str] = {}
@@ -302,7 +313,8 @@ class HouseholdSchema(Schema):
         province = data.get("province_code")
         if region is not None and province is not None and province not in region.provinces:
             errors["province_code"] = (
-                f"province {quote(province)} is not in region {quote(region.code)} ({region.name_fr})")
+                f"province {quote(province)} is not in region {quote(region.code)} "
+                f"({region.name_fr})")
         if "disabled_children" in data and all(name in data for name in _CHILD_COUNTS):
             children = sum(data[name] for name in _CHILD_COUNTS)
             if data["disabled_children"] > children:
@@ -345,7 +357,8 @@ def format_error(field: str, message: str) -> str:
     return f"{field}: {message}"
 
 
-def validate_row(schema: HouseholdSchema, line: int, raw: Mapping[str, Any] | RawRowError) -> RowOutcome:
+def validate_row(schema: HouseholdSchema, line: int,
+                 raw: Mapping[str, Any] | RawRowError) -> RowOutcome:
     if isinstance(raw, RawRowError):
         return RowError(line, raw.household_id, [(ROW_FIELD, raw.message)])
     try:
@@ -384,7 +397,8 @@ def validate_rows(
     first_seen: dict[bytes, int] = {}
     for line, raw in rows:
         outcome = validate_row(schema, line, raw)
-        household_id = outcome.record.household_id if isinstance(outcome, RowOk) else outcome.household_id
+        household_id = (outcome.record.household_id if isinstance(outcome, RowOk)
+                        else outcome.household_id)
         if household_id is not None:
             key = hashlib.blake2b(household_id.encode(), digest_size=8).digest()
             first = first_seen.setdefault(key, line)
@@ -415,7 +429,8 @@ def write_error_report(outcomes: Iterable[RowOutcome], stream: TextIO) -> int:
             continue
         refused += 1
         for field, message in outcome.errors:
-            writer.writerow([outcome.line, _cell(outcome.household_id or ""), _cell(field), _cell(message)])
+            writer.writerow([outcome.line, _cell(outcome.household_id or ""), _cell(field),
+                             _cell(message)])
     return refused
 
 

@@ -4,9 +4,9 @@ cancellation we asked for; the release is then reversed in the ledger).
 
 They arrive by the inbound path (`inbound`), shared with returns: one unknown
 reference, or one belonging to another partner, refuses the whole message and
-changes nothing; a replayed event id is a duplicate. Duplicates (same event id, or a transfer already in that state) and stale
-messages (a transfer already past that state) change nothing and are reported
-calmly, item by item.
+changes nothing; a replayed event id is a duplicate. Duplicates (same event
+id, or a transfer already in that state) and stale messages (a transfer
+already past that state) change nothing and are reported calmly, item by item.
 """
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ class ConfirmationSchema(Schema):
 
     event_id = fields.String(load_default=None, validate=validate.Length(max=64))
     reference = fields.String(required=True, validate=validate.Length(min=1, max=16))
-    status = fields.String(required=True, validate=validate.OneOf([t.value for t in TARGETS_IN_ORDER]))
+    status = fields.String(required=True,
+                           validate=validate.OneOf([t.value for t in TARGETS_IN_ORDER]))
     occurred_at = fields.DateTime(load_default=None)
     reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
     service_point = fields.String(load_default=None, allow_none=True,
@@ -141,9 +142,11 @@ def _apply_group(session: Session, partner_code: str, target: S, group: list[dic
               for it in group if transfers[it["reference"]].id in moved_set
               and (it["service_point"] or it["reason"])]
     if extras:
-        session.execute(update(Transfer.__table__).where(Transfer.__table__.c.id == bindparam("tid")).values(
-            service_point=bindparam("sp"), status_reason=bindparam("reason")),
-            extras)
+        transfers_table = Transfer.__table__
+        session.execute(update(transfers_table)
+                        .where(transfers_table.c.id == bindparam("tid"))
+                        .values(service_point=bindparam("sp"), status_reason=bindparam("reason")),
+                        extras)
     if target == S.PAID:
         ledger.post_payments(session, moved, f"{len(moved)} payment(s) confirmed by {partner_code}")
         metrics.SERVICE_POINT_COLLECTIONS.labels(partner=partner_code).inc(

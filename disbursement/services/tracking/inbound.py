@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors import signing
+from connectors.base import PushConnector
 from disbursement.db.bulk import write_rows
 from disbursement.db.models import InboundMessage, Transfer, utcnow
 from disbursement.domain.errors import BadInput, NotFound
@@ -98,11 +99,13 @@ def verified_payload(svc: Services, partner_code: str, request: SignedRequest, *
 def _connector_updates(svc: Services, partner_code: str, request: SignedRequest,
                        nonces: DatabaseNonces) -> list[dict]:
     connector = svc.connector(partner_code)
+    if not isinstance(connector, PushConnector):
+        raise BadInput(f"partner {partner_code} sends no callbacks")
     try:
         updates = connector.receive_callback(request.method, request.target, request.headers,
                                              request.body, nonces)
     finally:
-        getattr(connector, "close", lambda: None)()
+        connector.close()
     return [{**u.as_confirmation(),
              "occurred_at": u.occurred_at.isoformat() if u.occurred_at else None}
             for u in updates]

@@ -33,14 +33,15 @@ def search(session: Session, vault: PersonalDataVault, query: str) -> list[Found
         return []
     rows = session.execute(
         select(Transfer.reference, Household.household_id, Household.head_name,
-               PaymentInstruction.program, PaymentInstruction.period, Transfer.partner_code,
+               PaymentInstruction.program, PaymentInstruction.period,
+               Transfer.partner_code.label("partner"),
                Transfer.amount_centimes, Transfer.currency, Transfer.status, Transfer.attempt)
         .join(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)
         .join(Household, Household.id == PaymentInstruction.household_pk)
         .where(or_(Transfer.reference == query.upper(), Household.household_id == query,
                    Household.cin_hash == vault.search_hash(query)))
         .order_by(PaymentInstruction.period.desc(), Transfer.id.desc()).limit(MAX_RESULTS)).all()
-    return [Found(*r) for r in rows]
+    return [Found(**r._asdict()) for r in rows]
 
 
 def household_identity(session: Session, vault: PersonalDataVault, household_id: str,

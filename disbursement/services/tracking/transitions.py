@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from disbursement.db.bulk import write_rows
 from disbursement.db.models import Transfer, TransferEvent, utcnow
+from disbursement.db.rowcount import rows_changed
 from disbursement.domain.states import TransferStatus, allowed_sources, check_transition
 
 IDS_PER_STATEMENT = 5_000
@@ -59,13 +60,13 @@ def move_batch(session: Session, batch_id: int, source_state: TransferStatus,
     params = {"batch_id": batch_id, "src": source_state.value, "dst": target.value,
               "source": source, "actor": actor, "detail": detail, "now": utcnow()}
     session.execute(text(
-        "INSERT INTO transfer_events (transfer_id, at, from_status, to_status, source, actor, detail) "
+        "INSERT INTO transfer_events"
+        " (transfer_id, at, from_status, to_status, source, actor, detail) "
         "SELECT id, :now, status, :dst, :source, :actor, :detail FROM transfers "
         "WHERE batch_id = :batch_id AND status = :src"), params)
-    result = session.execute(text(
+    return rows_changed(session, text(
         "UPDATE transfers SET status = :dst, updated_at = :now "
         "WHERE batch_id = :batch_id AND status = :src"), params)
-    return result.rowcount
 
 
 def statuses(session: Session, ids: Sequence[int]) -> dict[int, str]:

@@ -57,7 +57,8 @@ def resolve_exception(exception_id: int):
         raise ApiError(422, "invalid_resolution", "body must be a JSON object with kind and reason")
     amount = body.get("amount_centimes")
     if amount is not None and (not isinstance(amount, int) or isinstance(amount, bool)):
-        raise ApiError(422, "invalid_resolution", "amount_centimes must be a whole number of centimes")
+        raise ApiError(422, "invalid_resolution",
+                       "amount_centimes must be a whole number of centimes")
     view = exceptions.resolve(services(), exception_id, g.actor, str(body.get("kind", "")),
                               str(body.get("reason", "")), amount_centimes=amount,
                               program=body.get("program"), period=body.get("period"))

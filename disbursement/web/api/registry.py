@@ -59,4 +59,5 @@ def error_report(import_id: int):
                 yield buffer.getvalue()
 
     return Response(stream_with_context(rows()), mimetype="text/csv",
-                    headers={"Content-Disposition": f"attachment; filename=import-{import_id}-errors.csv"})
+                    headers={"Content-Disposition":
+                             f"attachment; filename=import-{import_id}-errors.csv"})

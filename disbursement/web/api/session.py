@@ -14,7 +14,8 @@ bp = Blueprint("session", __name__, url_prefix="/api/v1/auth")
 def create_token():
     data = request.get_json(silent=True) or {}
     if not isinstance(data.get("username"), str) or not isinstance(data.get("password"), str):
-        raise ApiError(422, "invalid_credentials_body", "body must be {\"username\": ..., \"password\": ...}")
+        raise ApiError(422, "invalid_credentials_body",
+                       "body must be {\"username\": ..., \"password\": ...}")
     svc = services()
     actor, token = users.sign_in_for_token(svc.uow, data["username"], data["password"],
                                            svc.settings.token_ttl_seconds)

@@ -37,8 +37,9 @@ def cycle_plan():
 def registry_import():
     upload = request.files.get("extract")
     if upload is None or not upload.filename:
-        return render_template("console/error.html", status=422,
-                               message="choose a registry extract (CSV or JSON Lines) to import"), 422
+        return render_template(
+            "console/error.html", status=422,
+            message="choose a registry extract (CSV or JSON Lines) to import"), 422
     try:
         reader.detect_format(upload.filename)
     except ValueError as exc:
