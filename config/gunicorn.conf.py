@@ -1,4 +1,5 @@
-"""gunicorn settings for production: `gunicorn -c config/gunicorn.conf.py disbursement.web.wsgi:app`.
+"""gunicorn settings for production:
+`gunicorn -c config/gunicorn.conf.py disbursement.web.wsgi:app`.
 Every value can be overridden from the environment (GUNICORN_*)."""
 import multiprocessing
 import os

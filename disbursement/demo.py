@@ -26,12 +26,15 @@ from disbursement.bootstrap import Services, build
 from disbursement.configuration.partners import load_partners
 from disbursement.db.migrate import upgrade
 from disbursement.db.models import Batch, Cycle, PaymentInstruction, Transfer, User
+from disbursement.demo_points import load_demo_points
 from disbursement.domain.states import BatchStatus, Role
 from disbursement.services.batches import approval as batches
 from disbursement.services.cycles import planning
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.officers import users
 from disbursement.services.registry import importing as registry
+from disbursement.services.registry.generator import write_csv
+from disbursement.web.app import create_app
 from reconciliation import reconcile
 
 DEMO_PERIOD = "2026-12"
@@ -80,8 +83,6 @@ def listener_url(listener: socket.socket) -> str:
 def api_server(svc: Services, host: str, port: int,
                listener: socket.socket | None = None) -> Iterator[str]:
     """Our API on `svc`, served from a thread on `host:port` or on `listener`."""
-    from disbursement.web.app import create_app
-
     server = make_server(host, port, create_app(services=svc), threaded=True,
                          fd=listener.fileno() if listener else None)
     thread = threading.Thread(target=server.serve_forever, name="api", daemon=True)
@@ -148,16 +149,12 @@ def create_officers(svc: Services, with_second: bool = False) -> tuple[Officers,
 
 def run_cycle(svc: Services, officers: Officers, sims: dict[str, str], households: int, seed: int,
               workdir: Path, period: str = DEMO_PERIOD, bar=None) -> dict:
-    from disbursement.services.registry.generator import write_csv
-
     step = bar or (lambda label: None)
     extract = workdir / f"rsu-extract-{period}.csv"
     write_csv(extract, households, seed=seed)
     step("import")
     with extract.open("rb") as stream:
         imported = registry.import_households(svc, stream, extract.name, officers.maker)
-    from disbursement.demo_points import load_demo_points
-
     load_demo_points(svc, officers.maker)  # each cash partner's service-point file
     step("plan")
     plan = planning.plan_cycle(svc, PROGRAM, period, officers.maker)
@@ -288,8 +285,6 @@ def serve(host: str, port: int, with_demo: bool, households: int) -> None:
     if not with_demo:
         svc = build(base)
         upgrade(svc.engine)
-        from disbursement.web.app import create_app
-
         make_server(host, port, create_app(services=svc), threaded=True).serve_forever()
         return
     var_dir = base.var_dir

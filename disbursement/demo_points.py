@@ -12,6 +12,7 @@ from typing import TextIO
 
 from disbursement.domain.routing import Partner
 from disbursement.domain.service_points import Commune
+from disbursement.services.cycles import service_points
 from disbursement.services.cycles.service_points import COLUMNS
 
 AGENCY_CAPACITY_TRANSFERS = 120
@@ -61,8 +62,6 @@ def _degrees(micro: int) -> str:
 
 def load_demo_points(svc, actor) -> dict[str, int]:
     """Generates and imports every cash partner's points; returns counts per partner."""
-    from disbursement.services.cycles import service_points
-
     communes = svc.configuration.communes
     loaded = {}
     for code, partner in sorted(svc.partners.items()):

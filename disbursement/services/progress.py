@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from disbursement.db.models import Household, utcnow
 from disbursement.db.models.console import ConsoleJob
 from disbursement.domain.states import Role
+from disbursement.services.cycles.planning import UnknownProgram, parse_period
 from disbursement.services.officers.users import Actor
 from disbursement.services.ports import JobName, Services
 
@@ -52,8 +53,6 @@ def _create(svc: Services, actor: Actor, kind: str, params: dict, total: int | N
 
 def start_plan(svc: Services, actor: Actor, program: str, period: str) -> int:
     """Queues the planning of a cycle; returns the job id."""
-    from disbursement.services.cycles.planning import UnknownProgram, parse_period
-
     actor.require(Role.MAKER)
     parse_period(period)
     rules = svc.programs.get(program)

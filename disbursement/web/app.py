@@ -9,7 +9,21 @@ from flask import Flask
 from disbursement import bootstrap
 from disbursement.bootstrap import Services
 from disbursement.settings import Settings
-from disbursement.web import errors
+from disbursement.web import errors, observability
+from disbursement.web.api import (
+    batches,
+    confirmations,
+    console,
+    cycles,
+    health,
+    partner_ops,
+    recon,
+    registry,
+    service_points,
+    session,
+    transfers,
+)
+from disbursement.web.console import init_app as init_console
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
@@ -22,33 +36,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["disburse"] = services
     errors.register(app)
-    from disbursement.web.api import (
-        batches,
-        confirmations,
-        console,
-        cycles,
-        health,
-        partner_ops,
-        registry,
-        session,
-        transfers,
-    )
 
     for module in (session, registry, cycles, batches, confirmations, transfers, health, console,
                    partner_ops):
         app.register_blueprint(module.bp)
-    from disbursement.web.api import service_points
-
     app.register_blueprint(service_points.bp)
-    from disbursement.web.api import recon
-
     app.register_blueprint(recon.bp)
     app.register_blueprint(recon.partner_bp)
-    from disbursement.web import observability
-
     observability.register(app)
-    from disbursement.web.console import init_app as init_console
-
     init_console(app)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     return app

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from disbursement.db.models import Batch, OutboxItem, Transfer, as_utc, utcnow
 from disbursement.domain.errors import NotFound
 from disbursement.domain.states import OutboxStatus, Role
+from disbursement.services.dispatch.chunks import refresh_dead_letter_gauge
 from disbursement.services.officers import audit
 from disbursement.services.officers.users import Actor
 from disbursement.services.ports import JobName, Services
@@ -48,7 +49,5 @@ def retry(svc: Services, outbox_id: int, actor: Actor) -> None:
         audit.record(session, actor.username, "dead_letter.retry", "outbox", outbox_id,
                      {"attempts": previous.attempts, "last_error": previous.last_error})
         session.commit()
-    from disbursement.services.dispatch.chunks import refresh_dead_letter_gauge
-
     refresh_dead_letter_gauge(svc)
     svc.queue.enqueue(JobName.DISPATCH_CHUNK, outbox_id)

@@ -47,6 +47,7 @@ from sqlalchemy import case, func, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from disbursement import metrics
 from disbursement.db.models import (
     Batch,
     Cycle,
@@ -269,8 +270,6 @@ def check(session: Session, program: str | None = None, period: str | None = Non
                                        f"(difference {value - theirs})")
         cycles.append(bal)
     report = LedgerReport(unbalanced, cycles)
-    from disbursement import metrics
-
     metrics.record_ledger_check(report)
     return report
 

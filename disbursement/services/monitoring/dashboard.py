@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, case, func, literal_column, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from disbursement.db.models import Batch, OutboxItem, Transfer, TransferEvent, as_utc, utcnow
+from disbursement.db.models.ledger import ReconException
 from disbursement.domain.money import format_units
 from disbursement.domain.states import ExceptionStatus, OutboxStatus
 from disbursement.domain.states import TransferStatus as S
@@ -249,7 +250,6 @@ def oldest_in_flight(session: Session, states: Iterable[str]) -> dict[str, datet
 def exceptions_by_type(session: Session) -> dict[str, int]:
     """Reconciliation exceptions by type still waiting for an officer (the
     queue of issue 4: expected, open or re-issue requested)."""
-    from disbursement.db.models.ledger import ReconException
 
     return dict(session.execute(select(ReconException.type, func.count())
                                 .where(ReconException.status != ExceptionStatus.RESOLVED.value)
