@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any, cast
 
+import psycopg
 from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
@@ -35,7 +37,8 @@ def write_rows(session: Session, table: Table, columns: Sequence[str],
         session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
         return
     json_at = [columns.index(c) for c in json_columns]
-    raw = session.connection().connection.dbapi_connection
+    # psycopg's own connection: COPY is not part of the DB-API that SQLAlchemy types.
+    raw = cast("psycopg.Connection[Any]", session.connection().connection.dbapi_connection)
     names = ", ".join(columns)
     with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
         for row in rows:

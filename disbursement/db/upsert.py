@@ -1,20 +1,21 @@
 """INSERT ... ON CONFLICT for both dialects we run on."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 
-def _dialect_insert(session: Session, table: Table):
+def _dialect_insert(session: Session, table: Table) -> postgresql.Insert | sqlite.Insert:
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def upsert(session: Session, table: Table, rows: list[dict], key: list[str],
-           keep: list[str] = ()) -> None:
+           keep: Sequence[str] = ()) -> None:
     """Inserts rows; on a key conflict updates every column except the key,
     the primary key and `keep`."""
     stmt = _dialect_insert(session, table)
