@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, fields, validate
 from sqlalchemy import insert, literal, select
 from sqlalchemy.orm import Session
 
@@ -58,13 +58,7 @@ _schema = ReturnSchema(many=True)
 
 
 def parse(payload: Any) -> list[dict]:
-    items = payload if isinstance(payload, list) else [payload]
-    if not items or not all(isinstance(i, dict) for i in items):
-        raise BadReturn("body must be a return object or a non-empty list of them")
-    try:
-        return _schema.load(items)
-    except ValidationError as exc:
-        raise BadReturn("invalid return", exc.messages) from None
+    return inbound.load_items(payload, _schema, BadReturn, "return")
 
 
 def book_returns(session: Session, partner_code: str, transfers: dict[int, str], *,

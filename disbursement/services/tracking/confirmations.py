@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, fields, validate
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
@@ -75,13 +75,7 @@ class ConfirmationReport:
 
 
 def parse(payload: Any) -> list[dict]:
-    items = payload if isinstance(payload, list) else [payload]
-    if not items or not all(isinstance(i, dict) for i in items):
-        raise BadConfirmation("body must be a confirmation object or a non-empty list of them")
-    try:
-        return _schema.load(items)
-    except ValidationError as exc:
-        raise BadConfirmation("invalid confirmation", exc.messages) from None
+    return inbound.load_items(payload, _schema, BadConfirmation, "confirmation")
 
 
 def apply(svc: Services, partner_code: str, items: list[dict]) -> ConfirmationReport:

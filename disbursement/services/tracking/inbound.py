@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from marshmallow import Schema, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -70,6 +71,20 @@ class TransferRow:
 
 # (session, partner code, items, indexes of replayed items, transfers by reference) -> report
 OutcomeHandler = Callable[[Session, str, list[dict], set[int], dict[str, TransferRow]], Report]
+
+
+def load_items(payload: Any, schema: Schema, refuse: Callable[..., Exception],
+               noun: str) -> list[dict]:
+    """A message's items, validated by `schema` (`many=True`): one object or a
+    non-empty list of them; anything else raises `refuse(message[, details])`."""
+    items = payload if isinstance(payload, list) else [payload]
+    if not items or not all(isinstance(i, dict) for i in items):
+        raise refuse(f"body must be a {noun} object or a non-empty list of them")
+    try:
+        loaded: list[dict] = schema.load(items)
+    except ValidationError as exc:
+        raise refuse(f"invalid {noun}", exc.messages) from None
+    return loaded
 
 
 def verified_payload(svc: Services, partner_code: str, request: SignedRequest, *,
