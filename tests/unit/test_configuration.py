@@ -157,78 +157,54 @@ def test_program_defaults_when_optional_keys_are_absent(config: Path) -> None:
 
 # --- partners ----------------------------------------------------------------------
 
-def test_partner_with_an_unknown_protocol(config: Path) -> None:
-    rewrite(config / "partners.toml", r'^protocol = "rest"$', 'protocol = "ftp"')
+# The line changed in partners.toml, what it becomes, the key the refusal names and what it
+# says was expected; the id names the case.
+PARTNER_REFUSALS = [
+    pytest.param(r'^protocol = "rest"$',
+                 'protocol = "ftp"',
+                 "partners.BARID.protocol", "one of rest, wallet, sftp_csv, iso20022",
+                 id="partner_with_an_unknown_protocol"),
+    pytest.param(r"^fees\.cash = \[\[50000, 800\]",
+                 'fees.cash = [[50000, "8"]',
+                 "partners.BARID.fees.cash",
+                 "[up_to_centimes, fee_centimes], two non-negative integers",
+                 id="partner_fee_tier_of_the_wrong_type"),
+    pytest.param(r'^regions = \["01", "03", "04", "06", "07", "09"\]\n',
+                 "",
+                 "partners.CASHPLUS.regions", "a list of strings",
+                 id="partner_missing_its_regions"),
+    pytest.param(r"^daily_capacity_transfers = 200000$",
+                 "daily_capacity_transfers = -1",
+                 "partners.WAFACASH.daily_capacity_transfers", "a non-negative integer",
+                 id="partner_with_a_negative_capacity"),
+    pytest.param(r'^channels = \["cash", "wallet"\]$',
+                 'channels = ["cash", "pigeon"]',
+                 "partners.CASHPLUS.channels", "a list of bank, cash, wallet",
+                 id="partner_with_an_unknown_channel"),
+    pytest.param(r'^debtor_rib = "230780000123450000001772"$',
+                 'debtor_rib = "230780000123450000001773"',
+                 "partners.CIHBANK.debtor_rib",
+                 "a valid 24-digit RIB (RIB check digits do not match)",
+                 id="bank_with_a_bad_rib"),
+    pytest.param(r'^debtor_name = .*\n',
+                 "",
+                 "partners.CIHBANK.debtor_name", "a string",
+                 id="bank_without_a_funding_account"),
+    pytest.param(r'"041", "042"',
+                 '"011", "042"',
+                 "partners.WAFACASH.provinces", "provinces inside the partner's regions",
+                 id="partner_provinces_outside_its_regions"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "key", "expected"), PARTNER_REFUSALS)
+def test_a_broken_partner_file_is_refused_naming_the_key(config: Path, old: str, new: str,
+                                                         key: str, expected: str) -> None:
+    rewrite(config / "partners.toml", old, new)
 
     error = refusal(load_partners, config)
 
-    assert_names(error, "partners.toml", "partners.BARID.protocol",
-                 "one of rest, wallet, sftp_csv, iso20022")
-
-
-def test_partner_fee_tier_of_the_wrong_type(config: Path) -> None:
-    rewrite(config / "partners.toml", r"^fees\.cash = \[\[50000, 800\]",
-            'fees.cash = [[50000, "8"]')
-
-    error = refusal(load_partners, config)
-
-    assert_names(error, "partners.toml", "partners.BARID.fees.cash",
-                 "[up_to_centimes, fee_centimes], two non-negative integers")
-
-
-def test_partner_missing_its_regions(config: Path) -> None:
-    rewrite(config / "partners.toml", r'^regions = \["01", "03", "04", "06", "07", "09"\]\n', "")
-
-    error = refusal(load_partners, config)
-
-    assert_names(error, "partners.toml", "partners.CASHPLUS.regions", "a list of strings")
-
-
-def test_partner_with_a_negative_capacity(config: Path) -> None:
-    rewrite(config / "partners.toml", r"^daily_capacity_transfers = 200000$",
-            "daily_capacity_transfers = -1")
-
-    error = refusal(load_partners, config)
-
-    assert_names(error, "partners.toml", "partners.WAFACASH.daily_capacity_transfers",
-                 "a non-negative integer")
-
-
-def test_partner_with_an_unknown_channel(config: Path) -> None:
-    rewrite(config / "partners.toml", r'^channels = \["cash", "wallet"\]$',
-            'channels = ["cash", "pigeon"]')
-
-    error = refusal(load_partners, config)
-
-    assert_names(error, "partners.toml", "partners.CASHPLUS.channels",
-                 "a list of bank, cash, wallet")
-
-
-def test_bank_with_a_bad_rib(config: Path) -> None:
-    rewrite(config / "partners.toml", r'^debtor_rib = "230780000123450000001772"$',
-            'debtor_rib = "230780000123450000001773"')
-
-    error = refusal(load_partners, config)
-
-    assert_names(error, "partners.toml", "partners.CIHBANK.debtor_rib",
-                 "a valid 24-digit RIB (RIB check digits do not match)")
-
-
-def test_bank_without_a_funding_account(config: Path) -> None:
-    rewrite(config / "partners.toml", r'^debtor_name = .*\n', "")
-
-    error = refusal(load_partners, config)
-
-    assert_names(error, "partners.toml", "partners.CIHBANK.debtor_name", "a string")
-
-
-def test_partner_provinces_outside_its_regions(config: Path) -> None:
-    rewrite(config / "partners.toml", r'"041", "042"', '"011", "042"')
-
-    error = refusal(load_partners, config)
-
-    assert_names(error, "partners.toml", "partners.WAFACASH.provinces",
-                 "provinces inside the partner's regions")
+    assert_names(error, "partners.toml", key, expected)
 
 
 # --- regions -----------------------------------------------------------------------
