@@ -7,7 +7,7 @@ from datetime import date
 
 from disbursement import metrics
 from disbursement.services.dispatch import chunks as dispatch
-from disbursement.services.dispatch import notify
+from disbursement.services.dispatch import notify, recovery
 from disbursement.services.officers import users
 from disbursement.services.ports import Services
 from reconciliation import expiry
@@ -30,3 +30,8 @@ def run_expiry(svc: Services, as_of: str | None = None) -> dict:
     """The daily expiry job (issue 4): `as_of` is an ISO date, default today."""
     day = date.fromisoformat(as_of) if as_of else None
     return expiry.run(svc, users.SYSTEM, day).as_dict()
+
+
+def query_in_doubt(svc: Services) -> dict:
+    """Asks the partners about transfers in `sending` or `unknown` (the scheduler's job)."""
+    return recovery.query_in_doubt(svc).as_dict()

@@ -37,6 +37,7 @@ class JobName(StrEnum):
     COLLECT_PARTNER_FILES = "collect_partner_files"
     COLLECT_ALL_PARTNER_FILES = "collect_all_partner_files"
     RUN_EXPIRY = "run_expiry"
+    QUERY_IN_DOUBT = "query_in_doubt"
 
 
 class JobQueue(Protocol):

@@ -228,6 +228,10 @@ class Transfer(Base):
     # Cash: the first day the beneficiary may collect at the service point.
     pickup_from: Mapped[date | None] = mapped_column(Date)
     recon_outcome: Mapped[str | None] = mapped_column(String(48))
+    # What the partner last said of it (a connectors.base.PartnerStatus value), kept even
+    # when it could not move our state: the partner's books beside ours (`ledger check`).
+    partner_status: Mapped[str | None] = mapped_column(String(16))
+    partner_status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = ts_column()
     __table_args__ = (
         CheckConstraint("amount_centimes > 0", name="amount_positive"),
@@ -258,6 +262,9 @@ class InboundMessage(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     partner_code: Mapped[str] = mapped_column(String(16))
     event_id: Mapped[str] = mapped_column(String(64))
+    # The message's identity: same event id with another payload is a conflict.
+    reference: Mapped[str | None] = mapped_column(String(16))
+    payload_hash: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[datetime] = ts_column()
     __table_args__ = (UniqueConstraint("partner_code", "event_id"),)
 
