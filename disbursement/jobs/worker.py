@@ -77,6 +77,10 @@ def collect_all_partner_files() -> object:
     return _perform(JobName.COLLECT_ALL_PARTNER_FILES)
 
 
+def query_in_doubt() -> object:
+    return _perform(JobName.QUERY_IN_DOUBT)
+
+
 ENTRY_POINTS: dict[JobName, Callable[..., object]] = {
     JobName.DISPATCH_CHUNK: dispatch_chunk,
     JobName.NOTIFY_CHUNK: notify_chunk,
@@ -85,4 +89,5 @@ ENTRY_POINTS: dict[JobName, Callable[..., object]] = {
     JobName.RUN_IMPORT: run_import,
     JobName.COLLECT_PARTNER_FILES: collect_partner_files,
     JobName.COLLECT_ALL_PARTNER_FILES: collect_all_partner_files,
+    JobName.QUERY_IN_DOUBT: query_in_doubt,
 }
