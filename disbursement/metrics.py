@@ -55,6 +55,15 @@ DISPATCH_RETRIES = Counter(
 CONFIRMATIONS = Counter(
     "disburse_confirmations_total", "Partner confirmations by outcome",
     ["partner", "outcome"])
+PARTNER_DISPUTES = Counter(
+    "disburse_partner_disputes_total",
+    "Partner messages contradicting our records (paid for a cancelled, rejected, returned or "
+    "expired transfer; an amount not the transfer's): each opens an exception",
+    ["partner"])
+RECOVERED_IN_DOUBT = Counter(
+    "disburse_recovered_in_doubt_total",
+    "Transfers in `sending` or `unknown` settled by asking the partner, by our resulting state",
+    ["partner", "status"])
 CONFIRMATION_BATCH_SECONDS = Histogram(
     "disburse_confirmation_request_duration_seconds", "Time to apply one confirmation request",
     ["partner"])

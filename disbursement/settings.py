@@ -33,6 +33,7 @@ RETRY_BASE_SECONDS = 2.0             # first backoff step; doubles per attempt
 RETRY_CAP_SECONDS = 300.0            # no backoff step longer than this
 BREAKER_FAILURE_THRESHOLD = 5        # consecutive failures that open a partner's breaker
 BREAKER_COOLDOWN_SECONDS = 60.0      # open -> half-open (one probe) after this
+IN_DOUBT_AFTER_SECONDS = 60.0        # `sending`/`unknown` this long: ask the partner
 # Console (issue 5): an officer is locked out for a while after this many failed logins.
 LOGIN_MAX_FAILURES = 5
 LOGIN_LOCK_SECONDS = 15 * 60
@@ -61,6 +62,10 @@ class Settings:
     retry_cap_seconds: float = RETRY_CAP_SECONDS
     breaker_failure_threshold: int = BREAKER_FAILURE_THRESHOLD
     breaker_cooldown_seconds: float = BREAKER_COOLDOWN_SECONDS
+    # A transfer `sending` or `unknown` for longer than this is in doubt: the
+    # partner is asked what it knows (well above the connector's timeout, so a
+    # call still under way is never asked about).
+    in_doubt_after_seconds: float = IN_DOUBT_AFTER_SECONDS
     # --- console (issue 5) ---
     # Signs the officers' session cookie. Empty: the console answers 503 (the API
     # and workers do not need it, so they start without it).
@@ -203,6 +208,7 @@ def load(env: Mapping[str, str]) -> Settings:
                                        BREAKER_FAILURE_THRESHOLD),
         breaker_cooldown_seconds=_float(env, "BREAKER_COOLDOWN_SECONDS",
                                         BREAKER_COOLDOWN_SECONDS),
+        in_doubt_after_seconds=_float(env, "IN_DOUBT_AFTER_SECONDS", IN_DOUBT_AFTER_SECONDS),
         session_secret=base64.b64decode(env.get("DISBURSE_SESSION_SECRET", "")),
         cookie_secure=env.get("DISBURSE_COOKIE_SECURE", "1") not in ("0", "false", "no"),
         login_max_failures=_int(env, "LOGIN_MAX_FAILURES", LOGIN_MAX_FAILURES),

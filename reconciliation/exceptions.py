@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from disbursement.db.models import PaymentInstruction, Transfer, as_utc, utcnow
+from disbursement.db.models import as_utc, utcnow
 from disbursement.db.models.ledger import ReconException
 from disbursement.db.rowcount import rows_changed
 from disbursement.domain.errors import BadInput, Conflict, NotFound
@@ -112,33 +112,6 @@ def _view(row: ReconException, today: date) -> ExceptionView:
 
 
 # --- writing (called by reconciliation and returns) ------------------------------
-
-def open_for_transfers(session: Session, partner_code: str,
-                       items: Sequence[tuple[int, Outcome, int, str, str]], *,
-                       statement_id: int | None = None) -> int:
-    """Opens one exception per (transfer id, type, amount, currency, detail),
-    unless an unsettled one of that type exists for the transfer."""
-    if not items:
-        return 0
-    ids = sorted({i[0] for i in items})
-    existing = {(tid, kind) for tid, kind in session.execute(
-        select(ReconException.transfer_id, ReconException.type)
-        .where(ReconException.transfer_id.in_(ids), ReconException.status.in_(UNSETTLED)))}
-    info = {r.id: r for r in session.execute(
-        select(Transfer.id, Transfer.reference, PaymentInstruction.program,
-               PaymentInstruction.period)
-        .join(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)
-        .where(Transfer.id.in_(ids)))}
-    now = utcnow()
-    rows = [{"type": kind.value, "status": ExceptionStatus.OPEN.value, "partner_code": partner_code,
-             "program": info[tid].program, "period": info[tid].period, "statement_id": statement_id,
-             "transfer_id": tid, "reference": info[tid].reference, "amount_centimes": amount,
-             "currency": currency, "detail": detail[:200], "since": now, "created_at": now}
-            for tid, kind, amount, currency, detail in items if (tid, kind.value) not in existing]
-    if rows:
-        session.execute(ReconException.__table__.insert(), rows)
-    return len(rows)
-
 
 def escalate(session: Session, now: datetime | None = None) -> int:
     """Expected items whose SLA has passed become open exceptions."""

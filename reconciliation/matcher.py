@@ -3,8 +3,9 @@ exactly one outcome. Plain Python, no database.
 
 An entry meets its transfer by reference; then currency, then amount (over or
 under), then what our records say of the transfer. A payment entry for a
-transfer still `sent` / `available` / `unknown` here is the partner's word that
-it paid: it matches, and the caller confirms the payment. A return entry gives
+transfer still `queued` / `sending` / `sent` / `available` / `unknown` here is
+the partner's word that it paid: it matches, and the caller confirms the
+payment. A return entry gives
 back the funds of an expired transfer (or of a rejected / failed attempt);
 a return of a paid transfer is not a transition our state table allows, so it
 is flagged for an officer.
@@ -29,6 +30,10 @@ class Outcome(enum.StrEnum):
     PAID_BUT_CANCELLED = "paid_but_cancelled"
     PAID_BUT_EXPIRED = "paid_but_expired"
     PAID_BUT_RETURNED = "paid_but_returned"
+    # From a partner's confirmation (not a statement): paid for an attempt that
+    # was rejected or failed here, or an amount/currency not the transfer's.
+    PAID_BUT_REJECTED = "paid_but_rejected"
+    AMOUNT_MISMATCH = "amount_mismatch"
     NOT_PAID_HERE = "paid_in_statement_not_in_records"
     MISSING_FROM_STATEMENT = "paid_in_records_missing_from_statement"
     RETURN_OF_PAID = "return_of_paid"
@@ -45,7 +50,9 @@ class Action(enum.StrEnum):
     BOOK_RETURN = "book_return"      # move to returned (if expired), post the return
 
 
-PAID_LATE_FROM = frozenset({"sent", "available", "unknown"})
+# The partner's word ahead of ours (a crash before we recorded its acceptance
+# leaves a transfer queued or sending): the statement takes it along to paid.
+PAID_LATE_FROM = frozenset({"queued", "sending", "sent", "available", "unknown"})
 PAID_BUT = {"cancelled": Outcome.PAID_BUT_CANCELLED, "expired": Outcome.PAID_BUT_EXPIRED,
             "returned": Outcome.PAID_BUT_RETURNED}
 FUNDS_RETURNABLE = frozenset({"expired", "rejected", "failed"})

@@ -204,7 +204,8 @@ def _match_entries(session: Session, partner_code: str, statement_id: int,
         if to_confirm:
             moved = transitions.move(session, to_confirm, TransferStatus.PAID, source="partner",
                                      actor=partner_code,
-                                     detail=f"paid per statement {statement_id}")
+                                     detail=f"paid per statement {statement_id}",
+                                     partner_truth=True)
             ledger.post_payments(session, moved, f"{len(moved)} payment(s) confirmed by "
                                                  f"{partner_code}'s statement {statement_id}")
             report.confirmed_paid += len(moved)

@@ -31,8 +31,7 @@ from disbursement.domain.errors import BadInput
 from disbursement.domain.states import TransferStatus as S
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.ports import Services
-from disbursement.services.tracking import inbound, transitions
-from reconciliation import exceptions
+from disbursement.services.tracking import inbound, officer_queue, transitions
 from reconciliation.matcher import FUNDS_RETURNABLE, Outcome
 
 
@@ -110,6 +109,7 @@ class ReturnsReport:
     duplicates: int = 0
     not_allowed: int = 0
     results: list[dict] = field(default_factory=list)
+    unspent: set[int] = field(default_factory=set, repr=False)   # every item is final
 
     def count(self, outcome: str) -> None:
         name = {"returned": "returned", "duplicate": "duplicates",
@@ -155,7 +155,7 @@ def _outcomes(session: Session, partner_code: str, items: list[dict], replayed: 
                 flagged.add(row.reference)
                 kind = (Outcome.RETURN_OF_PAID if row.status == S.PAID.value
                         else Outcome.RETURN_NOT_ALLOWED)
-                exceptions.open_for_transfers(session, partner_code, [(
+                officer_queue.open_for_transfers(session, partner_code, [(
                     row.id, kind, -row.amount_centimes, row.currency,
                     f"partner returned funds of a {row.status} transfer")])
         report.count(outcome)

@@ -40,3 +40,16 @@ def insert_ignore_one(session: Session, table: Table, row: dict, key: list[str])
             .on_conflict_do_nothing(index_elements=key)
             .returning(*table.primary_key.columns))
     return session.execute(stmt).first() is not None
+
+
+def insert_ignore_returning(session: Session, table: Table, rows: list[dict], key: list[str],
+                            returning: str) -> set:
+    """Inserts rows unless their key exists (in the rows' order: callers sort
+    them so two transactions never wait on each other in opposite orders);
+    returns the `returning` column of the rows inserted. A row whose key a
+    concurrent transaction is inserting waits for that one to end."""
+    if not rows:
+        return set()
+    stmt = (_dialect_insert(session, table).on_conflict_do_nothing(index_elements=key)
+            .returning(table.c[returning]))
+    return set(session.scalars(stmt, rows))

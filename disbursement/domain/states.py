@@ -9,6 +9,9 @@ class TransferStatus(enum.StrEnum):
     PENDING_APPROVAL = "pending_approval"
     APPROVED = "approved"
     QUEUED = "queued"
+    # Committed just before the partner call: a crash leaves the transfer here,
+    # and only the partner's answer to a status query settles it.
+    SENDING = "sending"
     SENT = "sent"
     UNKNOWN = "unknown"
     AVAILABLE = "available"
@@ -30,13 +33,18 @@ CLOSED_ATTEMPT: frozenset[TransferStatus] = frozenset({S.REJECTED, S.FAILED, S.C
 LIVE: frozenset[TransferStatus] = frozenset(TransferStatus) - CLOSED_ATTEMPT
 # Money left the programme's budget once the batch was released.
 RELEASED: frozenset[TransferStatus] = frozenset(
-    {S.QUEUED, S.SENT, S.UNKNOWN, S.AVAILABLE, S.PAID, S.EXPIRED, S.RETURNED, S.REJECTED, S.FAILED})
+    {S.QUEUED, S.SENDING, S.SENT, S.UNKNOWN, S.AVAILABLE, S.PAID, S.EXPIRED, S.RETURNED,
+     S.REJECTED, S.FAILED})
 
 TRANSITIONS: dict[TransferStatus, frozenset[TransferStatus]] = {
     S.PENDING_APPROVAL: frozenset({S.APPROVED, S.CANCELLED, S.ON_HOLD}),
     S.APPROVED: frozenset({S.QUEUED, S.CANCELLED, S.ON_HOLD}),
     S.ON_HOLD: frozenset({S.APPROVED, S.CANCELLED}),
-    S.QUEUED: frozenset({S.SENT, S.UNKNOWN, S.FAILED, S.REJECTED}),
+    # The partner's word can be ahead of ours (a crash before we recorded its
+    # acceptance): a queued or sending transfer it holds is `sent`.
+    S.QUEUED: frozenset({S.SENDING, S.SENT, S.UNKNOWN, S.FAILED, S.REJECTED}),
+    # The call's outcome; back to queued when the partner never took it.
+    S.SENDING: frozenset({S.SENT, S.REJECTED, S.UNKNOWN, S.QUEUED}),
     # A partner may report `paid` before we heard `available`: accepted.
     # A transfer sent and never collected (nor said available) expires too.
     S.SENT: frozenset({S.AVAILABLE, S.PAID, S.REJECTED, S.UNKNOWN, S.CANCELLED, S.EXPIRED}),
@@ -49,6 +57,39 @@ TRANSITIONS: dict[TransferStatus, frozenset[TransferStatus]] = {
     S.REJECTED: frozenset(),
     S.FAILED: frozenset(),
 }
+
+
+# The partner's word can be ahead of ours: a confirmation takes a lagging
+# transfer forward, one event per step, through these states only.
+DISPATCHED: frozenset[TransferStatus] = frozenset(
+    {S.QUEUED, S.SENDING, S.SENT, S.UNKNOWN, S.AVAILABLE, S.EXPIRED})
+_THROUGH: tuple[TransferStatus, ...] = (S.SENT, S.AVAILABLE)
+# Where the partner may say a transfer is.
+PARTNER_TRUTH_TARGETS: frozenset[TransferStatus] = frozenset(
+    {S.SENT, S.AVAILABLE, S.PAID, S.EXPIRED, S.REJECTED, S.CANCELLED})
+
+
+def partner_path(source: TransferStatus, target: TransferStatus) -> tuple[TransferStatus, ...]:
+    """The states a transfer in `source` passes through to reach `target` when
+    the partner says it is there: each consecutive pair (from `source`) is an
+    allowed transition, `target` last, fewest steps first; () when there is no
+    such path (the transfer is already past it, or not the partner's to move).
+
+    The furthest valid state wins: `available` after `paid` has no path.
+    """
+    if source not in DISPATCHED or target not in PARTNER_TRUTH_TARGETS or source == target:
+        return ()
+    paths: list[tuple[TransferStatus, ...]] = [()]
+    while paths:
+        longer: list[tuple[TransferStatus, ...]] = []
+        for path in paths:
+            at = path[-1] if path else source
+            if target in TRANSITIONS[at]:
+                return (*path, target)
+            longer.extend((*path, step) for step in _THROUGH
+                          if step in TRANSITIONS[at] and step not in path)
+        paths = longer
+    return ()
 
 
 def allowed_sources(target: TransferStatus) -> frozenset[TransferStatus]:

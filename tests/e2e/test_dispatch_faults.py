@@ -75,7 +75,7 @@ def test_an_unanswered_send_is_resolved_by_asking_not_by_resending(live, officer
                "transfers unknown")
     reference = sorted(transfer_statuses(svc, batch_id))[0]
     assert _timeline(svc, reference)[-1] == (
-        "queued", "unknown", "dispatch", PARTNER, "no answer: outcome unknown")
+        "sending", "unknown", "dispatch", PARTNER, "no answer: outcome unknown")
     # The retry asks for the status first (and that times out too, so nothing moves).
     item = wait_until(lambda: (i := outbox_item(svc, batch_id)).attempts >= 2 and i,
                        "a second attempt")
@@ -92,8 +92,9 @@ def test_an_unanswered_send_is_resolved_by_asking_not_by_resending(live, officer
     statuses = transfer_statuses(svc, batch_id)
     assert set(statuses.values()) == {"sent"}
     assert _timeline(svc, reference)[-2:] == [
-        ("queued", "unknown", "dispatch", PARTNER, "no answer: outcome unknown"),
-        ("unknown", "sent", "dispatch", PARTNER, "status asked after unknown outcome")]
+        ("sending", "unknown", "dispatch", PARTNER, "no answer: outcome unknown"),
+        ("unknown", "sent", "dispatch", PARTNER,
+         "status asked before any resend: partner says sent")]
     assert outbox_item(svc, batch_id).status == "done"
     state = call_simulator(live, "GET", "/_sim/state")
     assert (state["transfers"], state["duplicate_sends"]) == (len(statuses), 0)
@@ -122,7 +123,10 @@ def test_rejections_at_send_and_by_confirmation_keep_the_reason(live, officers, 
     assert statuses.pop(malformed) == "rejected"
     assert set(statuses.values()) == {"sent"}
     reason = "FF01 reference must be 1 to 16 upper-case letters or digits"
-    assert _timeline(svc, malformed)[-1] == ("queued", "rejected", "partner", PARTNER, reason)
+    # Marked `sending` before the call, rejected by the partner's answer.
+    assert _timeline(svc, malformed)[-2:] == [
+        ("queued", "sending", "dispatch", PARTNER, "handed to the connector"),
+        ("sending", "rejected", "dispatch", PARTNER, reason)]
 
     call_simulator(live, "POST", "/_sim/advance", {})
     assert set(transfer_statuses(svc, batch_id).values()) == {"rejected"}
@@ -132,5 +136,6 @@ def test_rejections_at_send_and_by_confirmation_keep_the_reason(live, officers, 
     assert reasons.pop(malformed) == reason
     assert set(reasons.values()) <= set(REJECT_REASONS) and None not in reasons.values()
     some = sorted(reasons)[0]
+    # The partner's reason is the event's detail: the officer reads it on the timeline.
     assert _timeline(svc, some)[-1] == (
-        "sent", "rejected", "partner", PARTNER, "partner confirmed rejected")
+        "sent", "rejected", "partner", PARTNER, reasons[some])

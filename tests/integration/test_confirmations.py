@@ -102,7 +102,8 @@ def test_available_then_paid_is_applied_once_and_posts_the_payment(svc, client, 
     single = post(client, {"event_id": "BARID-1", "reference": r1, "status": "available",
                            "occurred_at": "2026-12-03T10:00:00Z"})
     assert single.status_code == 200
-    assert single.get_json() == {"applied": 1, "duplicates": 0, "stale": 0, "results": [
+    assert single.get_json() == {"applied": 1, "duplicates": 0, "stale": 0,
+        "disputed": 0, "refused": 0, "results": [
         {"reference": r1, "outcome": "applied", "status": "available"}]}
     with svc.uow() as session:
         assert session.execute(select(func.count()).select_from(LedgerLine)).scalar_one() == 0
@@ -111,7 +112,8 @@ def test_available_then_paid_is_applied_once_and_posts_the_payment(svc, client, 
             {"event_id": "BARID-3", "reference": r2, "status": "paid"}]  # sent -> paid is allowed
     applied = post(client, paid)
     assert applied.status_code == 200
-    assert applied.get_json() == {"applied": 2, "duplicates": 0, "stale": 0, "results": [
+    assert applied.get_json() == {"applied": 2, "duplicates": 0, "stale": 0,
+        "disputed": 0, "refused": 0, "results": [
         {"reference": r1, "outcome": "applied", "status": "paid"},
         {"reference": r2, "outcome": "applied", "status": "paid"}]}
     with svc.uow() as session:
@@ -134,7 +136,8 @@ def test_available_then_paid_is_applied_once_and_posts_the_payment(svc, client, 
     before = _footprint(svc)
     replay = post(client, paid)  # the partner retries: same body, fresh signature
     assert replay.status_code == 200
-    assert replay.get_json() == {"applied": 0, "duplicates": 2, "stale": 0, "results": [
+    assert replay.get_json() == {"applied": 0, "duplicates": 2, "stale": 0,
+        "disputed": 0, "refused": 0, "results": [
         {"reference": r1, "outcome": "duplicate", "status": "paid"},
         {"reference": r2, "outcome": "duplicate", "status": "paid"}]}
     assert _footprint(svc) == before
@@ -150,24 +153,31 @@ def test_late_and_repeated_messages_change_nothing(svc, client, sent):
 
     late = post(client, [
         {"event_id": "E-late", "reference": r1, "status": "available"},   # after paid: stale
-        # The event id is the idempotency key: a different body under a seen
-        # id is a replay, and must not pay r2.
-        {"event_id": "E-avail", "reference": r2, "status": "paid"},
+        {"event_id": "E-avail", "reference": r2, "status": "available"},  # a replay
     ])
     assert late.status_code == 200
-    assert late.get_json() == {"applied": 0, "duplicates": 1, "stale": 1, "results": [
+    assert late.get_json() == {"applied": 0, "duplicates": 1, "stale": 1, "disputed": 0,
+                               "refused": 0, "results": [
         {"reference": r1, "outcome": "stale", "status": "paid"},
         {"reference": r2, "outcome": "duplicate", "status": "available"}]}
+    # A stale item does not spend its event id: nothing at all was remembered.
+    assert _footprint(svc) == before
+
+    # The event id is the idempotency key: a different body under a seen id is
+    # a conflict (409, naming it), and must not pay r2.
+    conflict = post(client, {"event_id": "E-avail", "reference": r2, "status": "paid"})
+    assert conflict.status_code == 409
+    assert conflict.get_json()["error"]["message"] == (
+        f"event id(s) already used with another payload: E-avail (first used for {r2})")
     assert _status(svc, r2) == "available"
-    after = _footprint(svc)
-    assert after[0] == before[0] and after[1] == before[1] and after[3:] == before[3:]
-    assert after[2] == before[2] + 1  # only the new event id E-late is remembered
+    assert _footprint(svc) == before
 
     # Without event ids: a status the transfer already has is a duplicate, and
     # two copies in one request apply once.
     twice = post(client, [{"reference": r3, "status": "available"},
                           {"reference": r3, "status": "available"}])
-    assert twice.get_json() == {"applied": 1, "duplicates": 1, "stale": 0, "results": [
+    assert twice.get_json() == {"applied": 1, "duplicates": 1, "stale": 0,
+        "disputed": 0, "refused": 0, "results": [
         {"reference": r3, "outcome": "applied", "status": "available"},
         {"reference": r3, "outcome": "duplicate", "status": "available"}]}
     with svc.uow() as session:

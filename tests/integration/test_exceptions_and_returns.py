@@ -218,7 +218,11 @@ def test_returns_take_the_inbound_path_of_confirmations(world, svc):
 
     _confirm(svc, r[:2], "rejected")
     twice = api.signed(path, [{"event_id": "R9", "reference": r[0]},
-                              {"event_id": "R9", "reference": r[1]}]).get_json()
+                              {"event_id": "R9", "reference": r[0]}]).get_json()
     assert twice["results"] == [{"reference": r[0], "outcome": "returned"},
-                                {"reference": r[1], "outcome": "duplicate"}]
+                                {"reference": r[0], "outcome": "duplicate"}]
+    # One event id for two references is a conflict: nothing of the message is applied.
+    other = api.signed(path, [{"event_id": "R9", "reference": r[1]}])
+    assert other.status_code == 409
+    assert "R9 (first used for" in other.get_json()["error"]["message"]
     assert [world.status(x) for x in r[:2]] == ["rejected", "rejected"]

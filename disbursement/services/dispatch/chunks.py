@@ -1,10 +1,17 @@
 """Dispatch of one outbox chunk through the partner's connector.
 
 Idempotent: only transfers still `queued` or `unknown` in the chunk are
-touched, so running the same job twice sends nothing the second time. An
-`unknown` transfer (we sent, but never heard back) is never resent blind: the
-partner is asked first, and only its "never received" allows a resend, with the
-same reference (which is also the partner's idempotency key).
+touched, so running the same job twice sends nothing the second time.
+
+Crash-safe: before the partner call the transfers move `queued -> sending`,
+committed; the call's answer moves them on (`sent`, `rejected`; `unknown` when
+no answer came; back to `queued` when the partner said it took nothing). A
+crash at any instant leaves them `sending`, and a transfer in doubt
+(`unknown`, or `sending` for longer than `settings.in_doubt_after_seconds`)
+is never resent blind: the partner is asked first (`settle_in_doubt`, also run
+by `recovery.query_in_doubt`), its answer is applied whatever it is, and only
+its "never received" allows a resend, with the same reference (which is also
+the partner's idempotency key).
 
 Before any call: wallet transfers that break the wallet rules (not a Moroccan
 mobile, above the tier's ceiling) are rejected here, and the partner's circuit
@@ -33,28 +40,27 @@ from connectors.base import (
     TerminalError,
 )
 from disbursement import crypto, metrics
-from disbursement.db.models import Household, OutboxItem, PaymentInstruction, Transfer, utcnow
+from disbursement.db.models import (
+    Household,
+    OutboxItem,
+    PaymentInstruction,
+    Transfer,
+    as_utc,
+    utcnow,
+)
 from disbursement.domain.backoff import backoff_seconds
 from disbursement.domain.breaker import Admission
 from disbursement.domain.states import OutboxStatus
 from disbursement.domain.states import TransferStatus as S
 from disbursement.domain.wallet import normalise_mobile
 from disbursement.services.dispatch import notify, partner_health
-from disbursement.services.ledger import postings as ledger
 from disbursement.services.ports import JobName, Services
-from disbursement.services.tracking import transitions
+from disbursement.services.tracking import partner_truth, transitions
 
 log = logging.getLogger(__name__)
 WALLET_RULES_ACTOR = "wallet-rules"
 
-# What a partner's answer to "what do you know of it?" means for an unknown transfer.
-STATUS_TARGET = {
-    PartnerStatus.RECEIVED: S.SENT,
-    PartnerStatus.AVAILABLE: S.AVAILABLE,
-    PartnerStatus.PAID: S.PAID,
-    PartnerStatus.REJECTED: S.REJECTED,
-    PartnerStatus.NOT_FOUND: S.QUEUED,
-}
+IN_DOUBT = (S.UNKNOWN.value, S.SENDING.value)
 
 
 @dataclass
@@ -83,6 +89,7 @@ def dispatch_chunk(svc: Services, outbox_id: int) -> DispatchOutcome:
         _finish(svc, outbox_id, OutboxStatus.DONE, None)
         return outcome
     partner = rows[0].partner_code
+    cutoff = utcnow() - timedelta(seconds=svc.settings.in_doubt_after_seconds)
     policy = partner_health.policy_from(svc.settings)
     with svc.uow() as session:
         decision = partner_health.admit(session, partner, policy)
@@ -96,9 +103,12 @@ def dispatch_chunk(svc: Services, outbox_id: int) -> DispatchOutcome:
         return outcome
     connector = svc.connector(partner)
     try:
-        unknown = [r for r in rows if r.status == S.UNKNOWN.value]
-        if unknown:
-            _resolve_unknown(svc, connector, unknown, outcome)
+        in_doubt = [r for r in rows if r.status == S.UNKNOWN.value
+                    or (r.status == S.SENDING.value and as_utc(r.updated_at) < cutoff)]
+        if in_doubt:
+            settled = settle_in_doubt(svc, connector, [r.reference for r in in_doubt],
+                                      detail="status asked before any resend")
+            outcome.resolved_unknown += sum(settled.values())
             with svc.uow() as session:
                 rows = _pending_rows(session, batch_id, chunk_no)
         queued = [r for r in rows if r.status == S.QUEUED.value]
@@ -140,34 +150,48 @@ def _pending_rows(session: Session, batch_id: int, chunk_no: int):
     stmt = (select(Transfer.id, Transfer.reference, Transfer.status, Transfer.partner_code,
                    Transfer.amount_centimes, Transfer.currency, Transfer.channel,
                    Transfer.service_point, Transfer.batch_id, Transfer.chunk_no,
-                   Household.head_name, Household.region_code, Household.pii,
+                   Transfer.updated_at, Household.head_name, Household.region_code, Household.pii,
                    Household.wallet_tier)
             .join(PaymentInstruction, PaymentInstruction.id == Transfer.instruction_id)
             .join(Household, Household.id == PaymentInstruction.household_pk)
             .where(Transfer.batch_id == batch_id, Transfer.chunk_no == chunk_no,
-                   Transfer.status.in_([S.QUEUED.value, S.UNKNOWN.value]))
+                   Transfer.status.in_([S.QUEUED.value, *IN_DOUBT]))
             .order_by(Transfer.id))
     return session.execute(stmt).all()
 
 
-def _resolve_unknown(svc: Services, connector: Connector, rows, outcome: DispatchOutcome) -> None:
-    answers = connector.status([r.reference for r in rows])
-    by_target: dict[S, list[int]] = {}
-    for row in rows:
-        answer = answers.get(row.reference, PartnerStatus.NOT_FOUND)
-        target = STATUS_TARGET.get(answer)
-        if target is not None:
-            by_target.setdefault(target, []).append(row.id)
+def settle_in_doubt(svc: Services, connector: Connector, references: list[str], *,
+                    detail: str) -> dict[str, int]:
+    """Asks the partner what it knows of transfers in doubt (`unknown`,
+    `sending`) and applies its answer, whatever it is (`partner_truth`);
+    "never received" puts them back in `queued` for a resend. Returns how many
+    ended in each of our states."""
+    answers = connector.status(references)
     with svc.uow() as session:
-        for target, ids in by_target.items():
-            moved = transitions.move(session, ids, target, source="dispatch",
-                                     actor=connector.partner_code,
-                                     detail="status asked after unknown outcome",
-                                     sources=[S.UNKNOWN])
-            outcome.resolved_unknown += len(moved)
-            if target == S.PAID and moved:
-                ledger.post_payments(session, moved, "paid, learned from a status query")
+        ids: dict[str, int] = {row.reference: row.id for row in session.execute(
+            select(Transfer.reference, Transfer.id).where(
+                Transfer.reference.in_(references),
+                Transfer.partner_code == connector.partner_code,
+                Transfer.status.in_(IN_DOUBT)))}
+        words = [partner_truth.Word(tid, answers[ref]) for ref, tid in ids.items()
+                 if answers.get(ref, PartnerStatus.NOT_FOUND) in partner_truth.TARGET]
+        applied = partner_truth.apply(session, connector.partner_code, words, source="dispatch",
+                                      detail=f"{detail}: partner says")
+        never = [tid for ref, tid in ids.items()
+                 if answers.get(ref, PartnerStatus.NOT_FOUND) == PartnerStatus.NOT_FOUND]
+        requeued = transitions.move(session, never, S.QUEUED, source="dispatch",
+                                    actor=connector.partner_code,
+                                    detail=f"{detail}: partner never received it",
+                                    sources=[S.UNKNOWN, S.SENDING])
         session.commit()
+    settled: dict[str, int] = {}
+    for tid in ids.values():
+        state = S.QUEUED.value if tid in requeued else applied.after.get(tid)
+        if state is not None and state not in IN_DOUBT:
+            settled[state] = settled.get(state, 0) + 1
+    for state, count in settled.items():
+        metrics.RECOVERED_IN_DOUBT.labels(partner=connector.partner_code, status=state).inc(count)
+    return settled
 
 
 def _wallet_phone(pii: dict) -> str | None:
@@ -198,6 +222,16 @@ def _refuse_wallet_rule_breaches(svc: Services, rows, outcome: DispatchOutcome) 
 
 
 def _send(svc: Services, connector: Connector, rows, outcome: DispatchOutcome) -> None:
+    # The durable mark first: whatever happens from here, these transfers are
+    # `sending` until the partner's answer (or a status query) says where they are.
+    with svc.uow() as session:
+        mine = set(transitions.move(session, [row.id for row in rows], S.SENDING,
+                                    source="dispatch", actor=connector.partner_code,
+                                    detail="handed to the connector", sources=[S.QUEUED]))
+        session.commit()
+    rows = [row for row in rows if row.id in mine]
+    if not rows:
+        return
     payload = []
     for row in rows:
         pii = svc.vault.open(row.pii)
@@ -214,26 +248,40 @@ def _send(svc: Services, connector: Connector, rows, outcome: DispatchOutcome) -
     try:
         results = connector.send(payload)
     except AmbiguousOutcome:
-        with svc.uow() as session:
-            transitions.move(session, list(ids.values()), S.UNKNOWN, source="dispatch",
-                             actor=connector.partner_code, detail="no answer: outcome unknown",
-                             sources=[S.QUEUED])
-            session.commit()
+        _after_failed_call(svc, connector, list(ids.values()), S.UNKNOWN,
+                           "no answer: outcome unknown")
         raise
-    accepted = [ids[r.reference] for r in results if r.status == PartnerStatus.RECEIVED]
-    refused = [(ids[r.reference], r.reason) for r in results if r.status == PartnerStatus.REJECTED]
+    except (RetryableError, TerminalError) as exc:
+        # The partner said it took nothing: the transfers wait for the next attempt.
+        _after_failed_call(svc, connector, list(ids.values()), S.QUEUED,
+                           f"not taken: {type(exc).__name__}")
+        raise
+    words = [partner_truth.Word(ids[r.reference], r.status, (r.reason or "")[:200] or None)
+             for r in results if r.reference in ids
+             and r.status in (PartnerStatus.RECEIVED, PartnerStatus.REJECTED)]
     with svc.uow() as session:
-        moved = transitions.move(session, accepted, S.SENT, source="dispatch",
-                                 actor=connector.partner_code, sources=[S.QUEUED])
-        outcome.sent += len(moved)
-        notify_id = notify.record_work(svc, session, rows[0].batch_id, rows[0].chunk_no, moved)
-        for transfer_id, reason in refused:
-            outcome.rejected += len(transitions.move(
-                session, [transfer_id], S.REJECTED, source="partner", actor=connector.partner_code,
-                detail=reason, values={"status_reason": (reason or "")[:200]}, sources=[S.QUEUED]))
+        applied = partner_truth.apply(session, connector.partner_code, words, source="dispatch",
+                                      detail="partner answered")
+        accepted = [w.transfer_id for w in words if w.status == PartnerStatus.RECEIVED]
+        outcome.sent += sum(1 for tid in accepted if S.SENT.value in applied.entered.get(tid, ()))
+        outcome.rejected += sum(1 for w in words if w.status == PartnerStatus.REJECTED
+                                and S.REJECTED.value in applied.entered.get(w.transfer_id, ()))
+        # Texted once the partner holds it, even when its callback overtook us.
+        reachable = [tid for tid in accepted
+                     if applied.after.get(tid) in (S.SENT.value, S.AVAILABLE.value)]
+        notify_id = notify.record_work(svc, session, rows[0].batch_id, rows[0].chunk_no,
+                                       reachable)
         session.commit()
     notify.enqueue(svc, notify_id)
     metrics.TRANSFERS_DISPATCHED.labels(partner=connector.partner_code).inc(outcome.sent)
+
+
+def _after_failed_call(svc: Services, connector: Connector, ids: list[int], target: S,
+                       detail: str) -> None:
+    with svc.uow() as session:
+        transitions.move(session, ids, target, source="dispatch", actor=connector.partner_code,
+                         detail=detail, sources=[S.SENDING])
+        session.commit()
 
 
 def _record_failure(svc: Services, outbox_id: int, error: str) -> int:

@@ -4,9 +4,14 @@ cancellation we asked for; the release is then reversed in the ledger).
 
 They arrive by the inbound path (`inbound`), shared with returns: one unknown
 reference, or one belonging to another partner, refuses the whole message and
-changes nothing; a replayed event id is a duplicate. Duplicates (same event
-id, or a transfer already in that state) and stale messages (a transfer
-already past that state) change nothing and are reported calmly, item by item.
+changes nothing; a replayed event id (same payload) is a duplicate, and the
+same event id with another payload refuses the message (409). Each item is
+then the partner's word (`partner_truth`): a transfer behind is taken along,
+duplicates (a transfer already in that state) and stale items (already past
+it) change nothing and are reported calmly; a `paid` that contradicts a
+closed state is `disputed` (an exception is open). An item whose
+`amount_centimes` or `currency` is not the transfer's is `refused`: nothing
+is booked and an `amount_mismatch` exception is open.
 """
 from __future__ import annotations
 
@@ -15,20 +20,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, fields, validate
-from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
+from connectors.base import PartnerStatus
 from disbursement import metrics
-from disbursement.db.models import Transfer
 from disbursement.domain.errors import BadInput
-from disbursement.domain.states import TransferStatus as S
-from disbursement.services.ledger import postings as ledger
 from disbursement.services.ports import Services
-from disbursement.services.tracking import inbound, latency, transitions
+from disbursement.services.tracking import (
+    inbound,
+    latency,
+    officer_queue,
+    partner_truth,
+    transitions,
+)
+from reconciliation.matcher import Outcome
 
-# Paid before expired: when both arrive together the money reached the
-# beneficiary, and `expired` is then stale.
-TARGETS_IN_ORDER = (S.AVAILABLE, S.PAID, S.EXPIRED, S.REJECTED, S.CANCELLED)
+STATUSES = ("available", "paid", "expired", "rejected", "cancelled")
+OUTCOMES = ("applied", "duplicate", "stale", "disputed", "refused")
 
 
 class ConfirmationSchema(Schema):
@@ -38,11 +46,16 @@ class ConfirmationSchema(Schema):
     event_id = fields.String(load_default=None, validate=validate.Length(max=64))
     reference = fields.String(required=True, validate=validate.Length(min=1, max=16))
     status = fields.String(required=True,
-                           validate=validate.OneOf([t.value for t in TARGETS_IN_ORDER]))
+                           validate=validate.OneOf(STATUSES))
     occurred_at = fields.DateTime(load_default=None)
     reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
     service_point = fields.String(load_default=None, allow_none=True,
                                   validate=validate.Length(max=32))
+    # Optional: when given, they must be the transfer's (or the item is refused).
+    amount_centimes = fields.Integer(load_default=None, allow_none=True, strict=True,
+                                     validate=validate.Range(min=1, max=10**15))
+    currency = fields.String(load_default=None, allow_none=True,
+                             validate=validate.Regexp(r"^[A-Z]{3}$"))
 
 
 _schema = ConfirmationSchema(many=True)
@@ -61,17 +74,22 @@ class ConfirmationReport:
     applied: int = 0
     duplicates: int = 0
     stale: int = 0
+    disputed: int = 0
+    refused: int = 0
     results: list[dict] = field(default_factory=list)
     # seconds from sent to confirmed of the transfers this message moved (metrics only)
     latencies: list[float] = field(default_factory=list, repr=False)
+    # items whose event id is not spent (stale: the partner may send it again)
+    unspent: set[int] = field(default_factory=set, repr=False)
 
     def count(self, outcome: str) -> None:
-        attribute = {"applied": "applied", "duplicate": "duplicates", "stale": "stale"}[outcome]
+        attribute = {"applied": "applied", "duplicate": "duplicates", "stale": "stale",
+                     "disputed": "disputed", "refused": "refused"}[outcome]
         setattr(self, attribute, getattr(self, attribute) + 1)
 
     def as_dict(self) -> dict:
         return {"applied": self.applied, "duplicates": self.duplicates, "stale": self.stale,
-                "results": self.results}
+                "disputed": self.disputed, "refused": self.refused, "results": self.results}
 
 
 def parse(payload: Any) -> list[dict]:
@@ -83,7 +101,8 @@ def apply(svc: Services, partner_code: str, items: list[dict]) -> ConfirmationRe
     started = time.perf_counter()
     report = inbound.receive(svc, partner_code, items, _outcomes)
     for name, count in (("applied", report.applied), ("duplicate", report.duplicates),
-                        ("stale", report.stale)):
+                        ("stale", report.stale), ("disputed", report.disputed),
+                        ("refused", report.refused)):
         if count:
             metrics.CONFIRMATIONS.labels(partner=partner_code, outcome=name).inc(count)
     metrics.observe_confirmation_latency(partner_code, report.latencies)
@@ -94,58 +113,60 @@ def apply(svc: Services, partner_code: str, items: list[dict]) -> ConfirmationRe
 
 def _outcomes(session: Session, partner_code: str, items: list[dict], replayed: set[int],
               transfers: dict[str, inbound.TransferRow]) -> ConfirmationReport:
-    """The confirmations' outcome handler: each item applied, duplicate or stale."""
+    """The confirmations' outcome handler: each item applied, duplicate, stale,
+    disputed (an exception is open) or refused (amount or currency not the
+    transfer's: an exception is open, nothing is booked)."""
     report = ConfirmationReport()
-    fresh = [item for index, item in enumerate(items) if index not in replayed]
-    # transfer id -> states it entered during this message
-    entered: dict[int, set[str]] = {}
-    for target in TARGETS_IN_ORDER:
-        group = [it for it in fresh if it["status"] == target.value]
-        for tid in _apply_group(session, partner_code, target, group, transfers):
-            entered.setdefault(tid, set()).add(target.value)
+    outcome: dict[int, str] = dict.fromkeys(replayed, "duplicate")
+    mismatched: list[tuple[int, Outcome, int, str, str]] = []
+    words: list[partner_truth.Word] = []
+    word_items: list[int] = []
+    for n, item in enumerate(items):
+        if n in replayed:
+            continue
+        row = transfers[item["reference"]]
+        problem = _amount_problem(item, row)
+        if problem is not None:
+            outcome[n] = "refused"
+            mismatched.append((row.id, Outcome.AMOUNT_MISMATCH,
+                               (item.get("amount_centimes") or row.amount_centimes)
+                               - row.amount_centimes,
+                               item.get("currency") or row.currency, problem))
+            continue
+        words.append(partner_truth.Word(row.id, PartnerStatus(item["status"]), item["reason"],
+                                        item["service_point"]))
+        word_items.append(n)
+    applied = partner_truth.apply(session, partner_code, words, source="partner",
+                                  detail="partner confirmed")
+    for n, verdict in zip(word_items, applied.verdicts, strict=True):
+        outcome[n] = verdict
+    opened = officer_queue.open_for_transfers(session, partner_code, mismatched)
+    if opened:
+        metrics.PARTNER_DISPUTES.labels(partner=partner_code).inc(opened)
     report.latencies = latency.sent_to_confirmed_seconds(
-        session, [(row.id, row.status) for row in transfers.values()], entered)
-    current = transitions.statuses(session, [row.id for row in transfers.values()])
-    for index, item in enumerate(items):
-        tid = transfers[item["reference"]].id
-        if index not in replayed and item["status"] in entered.get(tid, ()):
-            entered[tid].discard(item["status"])  # a second copy is a duplicate
-            outcome = "applied"
-        elif index in replayed or current[tid] == item["status"]:
-            outcome = "duplicate"
-        else:
-            outcome = "stale"
-        report.count(outcome)
-        report.results.append({"reference": item["reference"], "outcome": outcome,
-                               "status": current[tid]})
+        session, applied.before.items(), applied.entered)
+    current = dict(applied.after)
+    current.update(transitions.statuses(
+        session, [row.id for row in transfers.values() if row.id not in current]))
+    for n, item in enumerate(items):
+        row = transfers[item["reference"]]
+        result = {"reference": item["reference"], "outcome": outcome[n],
+                  "status": current[row.id]}
+        if outcome[n] == "refused":
+            result["error"] = _amount_problem(item, row)
+        report.count(outcome[n])
+        if outcome[n] == "stale":
+            report.unspent.add(n)
+        report.results.append(result)
     return report
 
 
-def _apply_group(session: Session, partner_code: str, target: S, group: list[dict],
-                 transfers: dict[str, inbound.TransferRow]) -> list[int]:
-    if not group:
-        return []
-    ids = list(dict.fromkeys(transfers[item["reference"]].id for item in group))
-    moved = transitions.move(session, ids, target, source="partner", actor=partner_code,
-                             detail=f"partner confirmed {target.value}")
-    if not moved:
-        return []
-    moved_set = set(moved)
-    extras = [{"tid": transfers[it["reference"]].id, "sp": it["service_point"],
-               "reason": it["reason"]}
-              for it in group if transfers[it["reference"]].id in moved_set
-              and (it["service_point"] or it["reason"])]
-    if extras:
-        transfers_table = Transfer.__table__
-        session.execute(update(transfers_table)
-                        .where(transfers_table.c.id == bindparam("tid"))
-                        .values(service_point=bindparam("sp"), status_reason=bindparam("reason")),
-                        extras)
-    if target == S.PAID:
-        ledger.post_payments(session, moved, f"{len(moved)} payment(s) confirmed by {partner_code}")
-        metrics.SERVICE_POINT_COLLECTIONS.labels(partner=partner_code).inc(
-            sum(1 for extra in extras if extra["sp"]))
-    if target == S.CANCELLED:
-        ledger.post_cancellations(session, moved, f"{len(moved)} cancellation(s) confirmed by "
-                                           f"{partner_code}")
-    return moved
+def _amount_problem(item: dict, row: inbound.TransferRow) -> str | None:
+    """What is wrong with a confirmation's amount or currency, if it gives them."""
+    amount, currency = item.get("amount_centimes"), item.get("currency")
+    if currency is not None and currency != row.currency:
+        return f"currency {currency} is not the transfer's {row.currency}"
+    if amount is not None and amount != row.amount_centimes:
+        return (f"amount {amount} centimes is not the transfer's {row.amount_centimes} "
+                f"{row.currency}")
+    return None

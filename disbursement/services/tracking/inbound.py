@@ -10,25 +10,34 @@ ids are recorded.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from marshmallow import Schema, ValidationError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from connectors import signing
 from connectors.base import PushConnector
-from disbursement.db.bulk import write_rows
 from disbursement.db.models import InboundMessage, Transfer, utcnow
-from disbursement.domain.errors import BadInput, NotFound
+from disbursement.db.upsert import insert_ignore_returning
+from disbursement.domain.errors import BadInput, Conflict, NotFound
 from disbursement.services.ports import Services
 from disbursement.services.tracking.nonces import DatabaseNonces
 
 LOOKUP_CHUNK = 5_000
-Report = TypeVar("Report")
+
+
+class InboundReport(Protocol):
+    # indexes of the items whose event id stays unspent (a stale item: the
+    # partner may send it again and be heard)
+    unspent: set[int]
+
+
+Report = TypeVar("Report", bound=InboundReport)
 
 
 class NotJson(BadInput, ValueError):
@@ -43,6 +52,18 @@ class UnknownReferences(NotFound, LookupError):
         shown = ", ".join(references[:20]) + (" ..." if len(references) > 20 else "")
         super().__init__(f"unknown reference(s) for this partner: {shown}")
         self.references = references
+
+
+class EventConflict(Conflict):
+    """Raised when an event id was used before (or in this message) with
+    another payload: nothing in the message is applied."""
+
+    def __init__(self, conflicts: list[tuple[str, str | None]]) -> None:
+        shown = ", ".join(f"{event_id} (first used for {reference or 'another message'})"
+                          for event_id, reference in conflicts[:20])
+        more = " ..." if len(conflicts) > 20 else ""
+        super().__init__(f"event id(s) already used with another payload: {shown}{more}")
+        self.event_ids = [event_id for event_id, _ in conflicts]
 
 
 @dataclass(frozen=True)
@@ -128,21 +149,81 @@ def _connector_updates(svc: Services, partner_code: str, request: SignedRequest,
 
 def receive(svc: Services, partner_code: str, items: list[dict],
             handle: OutcomeHandler[Report]) -> Report:
-    """Applies a parsed message's items through `handle`, in one transaction."""
+    """Applies a parsed message's items through `handle`, in one transaction.
+
+    The message's event ids are claimed first (INSERT ... ON CONFLICT DO
+    NOTHING, in event-id order): a concurrent request carrying the same event
+    id waits for this one to end, then finds it spent and is a duplicate."""
     with svc.uow() as session:
         transfers = _lookup(session, partner_code, {i["reference"] for i in items})
         missing = sorted({i["reference"] for i in items} - transfers.keys())
         if missing:
             raise UnknownReferences(missing)
-        replayed = _replayed(session, partner_code, items)
+        replayed, claimed = _claim(session, partner_code, items)
         report = handle(session, partner_code, items, replayed, transfers)
-        now = utcnow()
-        fresh = dict.fromkeys(item["event_id"] for n, item in enumerate(items)
-                              if item["event_id"] and n not in replayed)
-        write_rows(session, InboundMessage.__table__, ["partner_code", "event_id", "at"],
-                   [(partner_code, event_id, now) for event_id in fresh])
+        unspent = {items[n]["event_id"] for n in report.unspent
+                   if items[n]["event_id"]} & claimed
+        if unspent:
+            session.execute(delete(InboundMessage).where(
+                InboundMessage.partner_code == partner_code,
+                InboundMessage.event_id.in_(sorted(unspent))))
         session.commit()
     return report
+
+
+def payload_hash(item: Mapping[str, Any]) -> str:
+    """What an event id stands for: every field of the item but the id itself."""
+    canonical = json.dumps({k: v for k, v in item.items() if k != "event_id"},
+                           sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _claim(session: Session, partner_code: str, items: list[dict]) -> tuple[set[int], set[str]]:
+    """Spends the message's event ids; returns the indexes of the items that
+    replay an event already spent (same payload), and the event ids claimed
+    now. Raises EventConflict when an event id comes with another payload."""
+    first: dict[str, tuple[str, str]] = {}     # event id -> (reference, payload hash)
+    replayed: set[int] = set()
+    conflicts: list[tuple[str, str | None]] = []
+    for n, item in enumerate(items):
+        event_id = item["event_id"]
+        if not event_id:
+            continue
+        identity = (item["reference"], payload_hash(item))
+        if event_id not in first:
+            first[event_id] = identity
+        elif first[event_id] == identity:
+            replayed.add(n)
+        else:
+            conflicts.append((event_id, first[event_id][0]))
+    if conflicts:
+        raise EventConflict(conflicts)
+    now = utcnow()
+    claimed = insert_ignore_returning(
+        session, InboundMessage.__table__,
+        [{"partner_code": partner_code, "event_id": event_id, "reference": reference,
+          "payload_hash": digest, "at": now}
+         for event_id, (reference, digest) in sorted(first.items())],
+        key=["partner_code", "event_id"], returning="event_id")
+    spent = sorted(first.keys() - claimed)
+    known: dict[str, tuple[str | None, str | None]] = {}
+    for i in range(0, len(spent), LOOKUP_CHUNK):
+        known.update((row.event_id, (row.reference, row.payload_hash))
+                     for row in session.execute(
+                         select(InboundMessage.event_id, InboundMessage.reference,
+                                InboundMessage.payload_hash)
+                         .where(InboundMessage.partner_code == partner_code,
+                                InboundMessage.event_id.in_(spent[i:i + LOOKUP_CHUNK]))))
+    for event_id in spent:
+        reference, digest = known[event_id]
+        # Rows written before payloads were hashed carry no hash: same reference, same event.
+        same = digest == first[event_id][1] if digest else reference in (None, first[event_id][0])
+        if not same:
+            conflicts.append((event_id, reference))
+    if conflicts:
+        raise EventConflict(conflicts)
+    replayed.update(n for n, item in enumerate(items) if item["event_id"] in known)
+    return replayed, claimed
 
 
 def _lookup(session: Session, partner_code: str,
@@ -157,21 +238,3 @@ def _lookup(session: Session, partner_code: str,
                    Transfer.partner_code == partner_code))
         found.update({row.reference: TransferRow(*row) for row in rows})
     return found
-
-
-def _replayed(session: Session, partner_code: str, items: list[dict]) -> set[int]:
-    """Indexes of the items whose event id was seen before, or earlier in this
-    message: each is a replay of a message already applied."""
-    event_ids = [i["event_id"] for i in items if i["event_id"]]
-    seen: set[str] = set()
-    for i in range(0, len(event_ids), LOOKUP_CHUNK):
-        seen.update(session.execute(select(InboundMessage.event_id).where(
-            InboundMessage.partner_code == partner_code,
-            InboundMessage.event_id.in_(event_ids[i:i + LOOKUP_CHUNK]))).scalars())
-    replayed: set[int] = set()
-    for index, item in enumerate(items):
-        if item["event_id"] and item["event_id"] in seen:
-            replayed.add(index)
-        elif item["event_id"]:
-            seen.add(item["event_id"])
-    return replayed
