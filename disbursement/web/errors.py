@@ -33,6 +33,11 @@ from disbursement.services.ledger import postings as ledger_rules
 from disbursement.services.ledger.reports import UnknownReport
 from disbursement.services.tracking.confirmations import BadConfirmation
 from disbursement.services.tracking.inbound import NotJson, UnknownReferences
+from disbursement.services.tracking.inbound_checks import (
+    ForbiddenCharacter,
+    NestedTooDeeply,
+    UnsupportedMediaType,
+)
 from reconciliation import exceptions as recon_exceptions
 from reconciliation.readers.csv_statement import StatementError
 from reconciliation.returns import BadReturn
@@ -47,8 +52,10 @@ STATUS_BY_CATEGORY: dict[type[categories.DomainError], int] = {
 }
 
 # The few errors whose status is not their category's: a signed body that is
-# not JSON is not even in the protocol's form (400, where bad content is 422).
-STATUS_BY_ERROR: dict[type[Exception], int] = {NotJson: 400}
+# not JSON, or nested past any protocol's shape, is not even in the protocol's
+# form (400, where bad content is 422); a body of another media type is 415.
+STATUS_BY_ERROR: dict[type[Exception], int] = {NotJson: 400, NestedTooDeeply: 400,
+                                               UnsupportedMediaType: 415}
 
 CODE_BY_CATEGORY: dict[type[categories.DomainError], str] = {
     categories.Unauthenticated: "unauthenticated",
@@ -64,6 +71,9 @@ CODE_BY_CATEGORY: dict[type[categories.DomainError], str] = {
 CODE_BY_ERROR: dict[type[Exception], str] = {
     SignatureError: "bad_signature",
     NotJson: "invalid_json",
+    NestedTooDeeply: "nested_too_deeply",
+    UnsupportedMediaType: "unsupported_media_type",
+    ForbiddenCharacter: "forbidden_character",
     SelfApprovalRefused: "self_approval",
     UnknownReferences: "unknown_reference",
     UnknownPartner: "unknown_partner",
