@@ -6,9 +6,12 @@ The `code` of the body is the API's contract with its clients: a few errors
 keep a code of their own, the others take their category's."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
+from redis import exceptions as redis_errors
+from sqlalchemy import exc as database_errors
 from werkzeug.exceptions import HTTPException
 
 from connectors.base import BadInboundMessage
@@ -41,6 +44,8 @@ from disbursement.services.tracking.inbound_checks import (
 from reconciliation import exceptions as recon_exceptions
 from reconciliation.readers.csv_statement import StatementError
 from reconciliation.returns import BadReturn
+
+log = logging.getLogger(__name__)
 
 STATUS_BY_CATEGORY: dict[type[categories.DomainError], int] = {
     categories.Unauthenticated: 401,
@@ -99,6 +104,18 @@ CODE_BY_ERROR: dict[type[Exception], str] = {
 }
 
 
+# What a client is told to wait before trying again when the database or
+# Redis does not answer: a restart or a failover takes seconds.
+RETRY_AFTER_SECONDS = 5
+
+# Third-party errors that may mean a dependency cannot be reached right now;
+# `unavailable_dependency` says which of them do. Translated where they leave
+# the app into 503 + Retry-After, never a 500 (issue 10).
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
+    database_errors.DBAPIError, database_errors.TimeoutError,
+    redis_errors.ConnectionError, redis_errors.TimeoutError)
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
         super().__init__(message)
@@ -125,6 +142,27 @@ def _details(exc: categories.DomainError) -> Any:
     return getattr(exc, "details", None)
 
 
+def unavailable_dependency(exc: Exception) -> str | None:
+    """"database" or "redis" when `exc` says that dependency does not answer
+    (refused or lost connection, server shutting down, pool or socket
+    timeout); None for any other error, which is a bug and stays a 500."""
+    if isinstance(exc, database_errors.OperationalError | database_errors.TimeoutError):
+        return "database"
+    if isinstance(exc, database_errors.DBAPIError) and exc.connection_invalidated:
+        return "database"
+    if isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError):
+        return "redis"
+    return None
+
+
+def log_unavailable(dependency: str, exc: Exception) -> None:
+    """The error's class only: a database error's text may quote the
+    statement's parameters, which may be personal data."""
+    cause = getattr(exc, "orig", None) or exc
+    log.warning("%s unavailable on %s %s: %s", dependency, request.method,
+                request.endpoint or "unmatched", type(cause).__name__)
+
+
 def body(status: int, code: str, message: str, details: Any = None) -> Response:
     response = jsonify({"error": {"code": code, "message": message, "details": details}})
     response.status_code = status
@@ -134,6 +172,8 @@ def body(status: int, code: str, message: str, details: Any = None) -> Response:
 def register(app: Flask) -> None:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(categories.DomainError, _domain_error)
+    for error in DEPENDENCY_ERRORS:
+        app.register_error_handler(error, _dependency_error)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
@@ -149,3 +189,14 @@ def _api_error(exc: ApiError) -> Response:
 
 def _domain_error(exc: categories.DomainError) -> Response:
     return body(status_of(exc), code_of(exc), str(exc), _details(exc))
+
+
+def _dependency_error(exc: Exception) -> Response:
+    dependency = unavailable_dependency(exc)
+    if dependency is None:
+        raise exc
+    log_unavailable(dependency, exc)
+    response = body(503, "unavailable", f"the {dependency} does not answer: try again later",
+                    {"dependency": dependency, "retry_after_seconds": RETRY_AFTER_SECONDS})
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
