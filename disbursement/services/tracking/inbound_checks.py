@@ -55,12 +55,13 @@ class ForbiddenCharacter(BadInput, ValueError):
 
 
 def require_media_type(headers: Mapping[str, str], expected: str = JSON_MEDIA_TYPE) -> None:
-    """Raises UnsupportedMediaType unless Content-Type is `expected`, with at
-    most a `charset=utf-8` parameter."""
+    """Raises UnsupportedMediaType unless Content-Type is `expected` and its
+    charset parameter, if any, is utf-8 (other parameters are ignored)."""
     value = headers.get("Content-Type") or ""
     media_type, *parameters = (part.strip().lower() for part in value.split(";"))
-    charset = dict(p.partition("=")[::2] for p in parameters if p).get("charset", JSON_CHARSET)
-    if media_type != expected or charset.strip('"') != JSON_CHARSET:
+    named = {name.strip(): given.strip().strip('"')
+             for name, _, given in (p.partition("=") for p in parameters)}
+    if media_type != expected or named.get("charset", JSON_CHARSET) != JSON_CHARSET:
         raise UnsupportedMediaType(
             f"Content-Type must be {expected} (optionally with charset=utf-8), "
             f"not {value[:80]!r}")
