@@ -16,6 +16,9 @@ from typing import Protocol, runtime_checkable
 from connectors.signing import NonceStore
 from disbursement.domain.errors import BadInput
 
+# What REST partners and wallet operators send their callbacks as.
+JSON_MEDIA_TYPE = "application/json"
+
 
 class PartnerStatus(enum.StrEnum):
     """What a partner says about one reference."""
@@ -117,7 +120,11 @@ class Connector(Protocol):
 @runtime_checkable
 class PushConnector(Connector, Protocol):
     """A connector whose partner pushes signed callbacks to us (REST, wallet).
-    Runtime-checkable: the inbound endpoint refuses a partner whose connector is not one."""
+    Runtime-checkable: the inbound endpoint refuses a partner whose connector is not one.
+    `callback_media_type` is the Content-Type its callbacks carry; the inbound
+    endpoint refuses any other (415)."""
+
+    callback_media_type: str
 
     def receive_callback(self, method: str, target: str, headers: Mapping[str, str],
                          body: bytes, nonces: NonceStore | None = None) -> list[InboundUpdate]:

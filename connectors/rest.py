@@ -24,6 +24,7 @@ import httpx
 
 from connectors import signing
 from connectors.base import (
+    JSON_MEDIA_TYPE,
     AmbiguousOutcome,
     BadInboundMessage,
     InboundUpdate,
@@ -43,6 +44,8 @@ class RestConnector:
 
     Close it (or use it as a context manager) so its connections are released.
     """
+
+    callback_media_type = JSON_MEDIA_TYPE
 
     def __init__(self, partner_code: str, base_url: str, key: bytes,
                  timeout_seconds: float = 10.0, verify_keys: Sequence[bytes] = ()) -> None:

@@ -26,6 +26,9 @@ DISPATCH_CHUNK_TRANSFERS = 2_000
 # Batches whose total is above this need a second, different approver.
 SECOND_APPROVAL_ABOVE_CENTIMES = 5_000_000_00
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+# A signed partner message (confirmations, returns): far below the upload cap,
+# and enforced before the body is read, so an unsigned giant body costs nothing.
+MAX_PARTNER_MESSAGE_BYTES = 8 * 1024 * 1024
 API_TOKEN_TTL_SECONDS = 8 * 3600
 # partners (issue 3): retries with backoff, dead letters, circuit breaker.
 DISPATCH_MAX_ATTEMPTS = 8            # failed attempts before an outbox item is dead
@@ -49,6 +52,7 @@ class Settings:
     chunk_size: int = DISPATCH_CHUNK_TRANSFERS
     second_approval_above_centimes: int = SECOND_APPROVAL_ABOVE_CENTIMES
     max_upload_bytes: int = MAX_UPLOAD_BYTES
+    max_partner_message_bytes: int = MAX_PARTNER_MESSAGE_BYTES
     token_ttl_seconds: int = API_TOKEN_TTL_SECONDS
     connector_timeout_seconds: float = 10.0
     data_key: bytes = field(default=b"", repr=False)
@@ -196,6 +200,8 @@ def load(env: Mapping[str, str]) -> Settings:
         second_approval_above_centimes=_int(
             env, "SECOND_APPROVAL_ABOVE_CENTIMES", SECOND_APPROVAL_ABOVE_CENTIMES),
         max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", MAX_UPLOAD_BYTES),
+        max_partner_message_bytes=_int(env, "MAX_PARTNER_MESSAGE_BYTES",
+                                       MAX_PARTNER_MESSAGE_BYTES),
         token_ttl_seconds=_int(env, "API_TOKEN_TTL_SECONDS", API_TOKEN_TTL_SECONDS),
         data_key=base64.b64decode(raw_key),
         partner_keys=partner_keys,

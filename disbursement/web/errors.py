@@ -6,9 +6,12 @@ The `code` of the body is the API's contract with its clients: a few errors
 keep a code of their own, the others take their category's."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
+from redis import exceptions as redis_errors
+from sqlalchemy import exc as database_errors
 from werkzeug.exceptions import HTTPException
 
 from connectors.base import BadInboundMessage
@@ -33,9 +36,16 @@ from disbursement.services.ledger import postings as ledger_rules
 from disbursement.services.ledger.reports import UnknownReport
 from disbursement.services.tracking.confirmations import BadConfirmation
 from disbursement.services.tracking.inbound import NotJson, UnknownReferences
+from disbursement.services.tracking.inbound_checks import (
+    ForbiddenCharacter,
+    NestedTooDeeply,
+    UnsupportedMediaType,
+)
 from reconciliation import exceptions as recon_exceptions
 from reconciliation.readers.csv_statement import StatementError
 from reconciliation.returns import BadReturn
+
+log = logging.getLogger(__name__)
 
 STATUS_BY_CATEGORY: dict[type[categories.DomainError], int] = {
     categories.Unauthenticated: 401,
@@ -47,8 +57,10 @@ STATUS_BY_CATEGORY: dict[type[categories.DomainError], int] = {
 }
 
 # The few errors whose status is not their category's: a signed body that is
-# not JSON is not even in the protocol's form (400, where bad content is 422).
-STATUS_BY_ERROR: dict[type[Exception], int] = {NotJson: 400}
+# not JSON, or nested past any protocol's shape, is not even in the protocol's
+# form (400, where bad content is 422); a body of another media type is 415.
+STATUS_BY_ERROR: dict[type[Exception], int] = {NotJson: 400, NestedTooDeeply: 400,
+                                               UnsupportedMediaType: 415}
 
 CODE_BY_CATEGORY: dict[type[categories.DomainError], str] = {
     categories.Unauthenticated: "unauthenticated",
@@ -64,6 +76,9 @@ CODE_BY_CATEGORY: dict[type[categories.DomainError], str] = {
 CODE_BY_ERROR: dict[type[Exception], str] = {
     SignatureError: "bad_signature",
     NotJson: "invalid_json",
+    NestedTooDeeply: "nested_too_deeply",
+    UnsupportedMediaType: "unsupported_media_type",
+    ForbiddenCharacter: "forbidden_character",
     SelfApprovalRefused: "self_approval",
     UnknownReferences: "unknown_reference",
     UnknownPartner: "unknown_partner",
@@ -87,6 +102,18 @@ CODE_BY_ERROR: dict[type[Exception], str] = {
     CancelReasonMissing: "reason_required",
     PartnerUnavailable: "partner_unavailable",
 }
+
+
+# What a client is told to wait before trying again when the database or
+# Redis does not answer: a restart or a failover takes seconds.
+RETRY_AFTER_SECONDS = 5
+
+# Third-party errors that may mean a dependency cannot be reached right now;
+# `unavailable_dependency` says which of them do. Translated where they leave
+# the app into 503 + Retry-After, never a 500 (issue 10).
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
+    database_errors.DBAPIError, database_errors.TimeoutError,
+    redis_errors.ConnectionError, redis_errors.TimeoutError)
 
 
 class ApiError(Exception):
@@ -115,6 +142,27 @@ def _details(exc: categories.DomainError) -> Any:
     return getattr(exc, "details", None)
 
 
+def unavailable_dependency(exc: Exception) -> str | None:
+    """"database" or "redis" when `exc` says that dependency does not answer
+    (refused or lost connection, server shutting down, pool or socket
+    timeout); None for any other error, which is a bug and stays a 500."""
+    if isinstance(exc, database_errors.OperationalError | database_errors.TimeoutError):
+        return "database"
+    if isinstance(exc, database_errors.DBAPIError) and exc.connection_invalidated:
+        return "database"
+    if isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError):
+        return "redis"
+    return None
+
+
+def log_unavailable(dependency: str, exc: Exception) -> None:
+    """The error's class only: a database error's text may quote the
+    statement's parameters, which may be personal data."""
+    cause = getattr(exc, "orig", None) or exc
+    log.warning("%s unavailable on %s %s: %s", dependency, request.method,
+                request.endpoint or "unmatched", type(cause).__name__)
+
+
 def body(status: int, code: str, message: str, details: Any = None) -> Response:
     response = jsonify({"error": {"code": code, "message": message, "details": details}})
     response.status_code = status
@@ -124,6 +172,8 @@ def body(status: int, code: str, message: str, details: Any = None) -> Response:
 def register(app: Flask) -> None:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(categories.DomainError, _domain_error)
+    for error in DEPENDENCY_ERRORS:
+        app.register_error_handler(error, _dependency_error)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
@@ -139,3 +189,14 @@ def _api_error(exc: ApiError) -> Response:
 
 def _domain_error(exc: categories.DomainError) -> Response:
     return body(status_of(exc), code_of(exc), str(exc), _details(exc))
+
+
+def _dependency_error(exc: Exception) -> Response:
+    dependency = unavailable_dependency(exc)
+    if dependency is None:
+        raise exc
+    log_unavailable(dependency, exc)
+    response = body(503, "unavailable", f"the {dependency} does not answer: try again later",
+                    {"dependency": dependency, "retry_after_seconds": RETRY_AFTER_SECONDS})
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

@@ -8,23 +8,19 @@ import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.floor import stop_gunicorn
-from disbursement.demo import free_port
 from disbursement.jobs.queue import RQJobQueue
 from disbursement.services.ports import JobName
 from tests.conftest import PARTNER_KEYS, ROOT
-from tests.support.waiting import wait_until
+from tests.support.gunicorn import gunicorn
 
 pytestmark = pytest.mark.e2e
 
-GUNICORN_READY_SECONDS = 60
 MAX_ROUNDS = 20
 REQUESTS_PER_ROUND = 40
 
@@ -39,35 +35,6 @@ def env(pg_url, redis_url, tmp_path) -> dict[str, str]:
             "DISBURSE_VAR_DIR": str(tmp_path),
             "DISBURSE_DATA_KEY": base64.b64encode(os.urandom(32)).decode(),
             **{f"PARTNER_{c}_HMAC_KEYS": k for c, k in PARTNER_KEYS.items()}}
-
-
-@contextmanager
-def gunicorn(env: dict[str, str]):
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "config" / "gunicorn.conf.py"),
-         "--workers", "2", "--bind", f"127.0.0.1:{port}", "--access-logfile", "/dev/null",
-         "disbursement.web.wsgi:app"],
-        env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: _answers(proc, url), f"gunicorn answers {url}/readyz",
-                   timeout=GUNICORN_READY_SECONDS, interval=0.2)
-        yield url
-    finally:
-        stop_gunicorn(proc)
-        proc.stderr.close()
-
-
-def _answers(proc: subprocess.Popen, url: str) -> bool:
-    """Whether gunicorn answers yet; a gunicorn that exited never will."""
-    assert proc.poll() is None, "gunicorn exited: " + proc.stderr.read().decode()[-2000:]
-    try:
-        httpx.get(f"{url}/readyz", timeout=2)
-    except httpx.HTTPError:
-        return False
-    return True
 
 
 def _scrape(url: str) -> dict[tuple[str, tuple], float]:

@@ -210,10 +210,11 @@ def test_returns_take_the_inbound_path_of_confirmations(world, svc):
     api, r = Api(svc), world.refs[PARTNER]
     path = f"/api/v1/partners/{PARTNER}/returns"
     headers = signing.sign(PARTNER_KEYS[PARTNER].encode(), b"not json", method="POST", target=path)
-    not_json = api.client.post(path, data=b"not json", headers=headers)
+    json_type = {"Content-Type": "application/json"}
+    not_json = api.client.post(path, data=b"not json", headers={**json_type, **headers})
     assert (not_json.status_code, not_json.get_json()["error"]) == (
         400, {"code": "invalid_json", "message": "body is not JSON", "details": None})
-    unsigned = api.client.post(path, data=b"not json")
+    unsigned = api.client.post(path, data=b"not json", headers=json_type)
     assert unsigned.status_code == 401
 
     _confirm(svc, r[:2], "rejected")

@@ -9,11 +9,13 @@ from pathlib import Path
 from sqlalchemy import select
 
 from disbursement.bootstrap import Services
-from disbursement.db.models import Batch
+from disbursement.db.models import Batch, Transfer
+from disbursement.domain.states import TransferStatus as S
 from disbursement.services.batches import approval as batches
 from disbursement.services.cycles import planning
 from disbursement.services.cycles.planning import PlanResult
 from disbursement.services.registry import importing as registry
+from disbursement.services.tracking import transitions
 
 PROGRAM = "asd"
 PERIOD = "2026-12"
@@ -54,3 +56,25 @@ def release_all(svc: Services, officers, plan: PlanResult) -> None:
         approve(svc, officers, batch_id)
         batches.release(svc, batch_id, officers.maker)
     svc.queue.drain()
+
+
+def sent_references(svc: Services, officers, path: Path) -> dict[str, list[str]]:
+    """The extract at `path` planned and approved, its transfers moved queued ->
+    sent the way dispatch moves them (no partner called); the references by
+    partner, sorted."""
+    approve_all(svc, officers, import_and_plan(svc, officers, path))
+    with svc.uow() as session:
+        ids = session.execute(select(Transfer.id)).scalars().all()
+        transitions.move(session, ids, S.QUEUED, source="officer", actor="maker",
+                         detail="released")
+        ids_by_partner: dict[str, list[int]] = {}
+        for partner, transfer_id in session.execute(select(Transfer.partner_code, Transfer.id)):
+            ids_by_partner.setdefault(partner, []).append(transfer_id)
+        for partner, partner_ids in ids_by_partner.items():
+            transitions.move(session, partner_ids, S.SENT, source="dispatch", actor=partner)
+        session.commit()
+        by_partner: dict[str, list[str]] = {}
+        for partner, reference in session.execute(select(Transfer.partner_code, Transfer.reference)
+                                                   .order_by(Transfer.reference)):
+            by_partner.setdefault(partner, []).append(reference)
+    return by_partner

@@ -341,20 +341,12 @@ def start_private_postgres(dbname: str = "test", user: str = "postgres") -> dict
                           "--no-locale", "--no-sync"]), cwd=tmp, timeout=300)
         last_err = None
         for _attempt in range(3):  # a free port may be taken between probe and bind
-            port = _free_port()
-            opts = (f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={tmp} "
-                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                    "-c max_connections=200")
-            r = _run(_as_pg_user([pg_ctl, "-D", datadir, "-l", logfile, "-o", opts,
-                                  "-w", "-t", str(int(START_TIMEOUT)), "start"]),
-                     cwd=tmp, check=False, timeout=START_TIMEOUT + 30)
+            r = _pg_ctl_start(info, _free_port())
             if r.returncode == 0:
-                info["port"] = port
                 break
             last_err = r.stdout + _tail(logfile)
         else:
             raise ServiceError(f"pg_ctl start failed:\n{last_err}")
-        info["pid"] = _read_postmaster_pid(datadir)
         url = _pg_url("postgresql", user, info["port"], "postgres")
         _wait(lambda: pg_answers(url, create_db=False), "private PostgreSQL")
         createdb = os.path.join(bindir, "createdb")
@@ -366,6 +358,37 @@ def start_private_postgres(dbname: str = "test", user: str = "postgres") -> dict
     except BaseException:
         stop_one(info)
         raise
+
+
+def _pg_ctl_start(info: dict, port: int):
+    """Start the private cluster described by `info` on `port`; on success
+    `info` holds the port and the postmaster's pid."""
+    opts = (f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={info['dir']} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=200")
+    r = _run(_as_pg_user([info["pg_ctl"], "-D", info["datadir"], "-l", info["logfile"],
+                          "-o", opts, "-w", "-t", str(int(START_TIMEOUT)), "start"]),
+             cwd=info["dir"], check=False, timeout=START_TIMEOUT + 30)
+    if r.returncode == 0:
+        info["port"] = port
+        info["pid"] = _read_postmaster_pid(info["datadir"])
+    return r
+
+
+def stop_private_postgres(info: dict, mode: str = "fast") -> None:
+    """Stop a private cluster (`pg_ctl stop -m fast|immediate`), keeping its
+    data for `restart_private_postgres`. Only ever a cluster this module started."""
+    _run(_as_pg_user([info["pg_ctl"], "-D", info["datadir"], "-m", mode, "-w", "-t", "30",
+                      "stop"]), cwd=info["dir"], timeout=60)
+
+
+def restart_private_postgres(info: dict) -> None:
+    """Start a cluster stopped by `stop_private_postgres` again, on its port."""
+    r = _pg_ctl_start(info, info["port"])
+    if r.returncode != 0:
+        raise ServiceError(f"pg_ctl start failed:\n{r.stdout}{_tail(info['logfile'])}")
+    url = _pg_url("postgresql", "postgres", info["port"], "postgres")
+    _wait(lambda: pg_answers(url, create_db=False), "restarted private PostgreSQL")
 
 
 def _read_postmaster_pid(datadir: str) -> int | None:

@@ -6,7 +6,8 @@ message is refused later), and only then parsed (STYLE principle 7). Then, in
 one transaction: every reference must be the partner's (one unknown or foreign
 reference refuses the whole message), event ids seen before (or twice in the
 message) are replays, an outcome handler decides each item, and the fresh event
-ids are recorded.
+ids are recorded. Before and around that, `inbound_checks` refuses what no
+protocol sends (another media type, deep nesting, control characters).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from disbursement.db.models import InboundMessage, Transfer, utcnow
 from disbursement.db.upsert import insert_ignore_returning
 from disbursement.domain.errors import BadInput, Conflict, NotFound
 from disbursement.services.ports import Services
+from disbursement.services.tracking import inbound_checks as checks
 from disbursement.services.tracking.nonces import DatabaseNonces
 
 LOOKUP_CHUNK = 5_000
@@ -110,11 +112,15 @@ def load_items(payload: Any, schema: Schema, refuse: Callable[..., Exception],
 
 def verified_payload(svc: Services, partner_code: str, request: SignedRequest, *,
                      through_connector: bool = False) -> Any:
-    """The message's JSON once its signature and nonce are accepted. With
+    """The message's JSON once its media type, signature and nonce are
+    accepted, checked by `inbound_checks` (nesting, characters). With
     `through_connector`, a partner whose push protocol is not our REST one is
     verified and read by its connector, whose updates take the confirmations'
-    shape. Raises `signing.SignatureError` (a replay is `ReplayError`) or NotJson."""
+    shape. Raises `signing.SignatureError` (a replay is `ReplayError`), NotJson
+    or an `inbound_checks` error."""
     partner = svc.partner(partner_code)
+    if not (through_connector and partner.protocol != "rest"):
+        checks.require_media_type(request.headers)
     with svc.uow() as session:
         nonces = DatabaseNonces(session, partner.code)
         if through_connector and partner.protocol != "rest":
@@ -125,11 +131,15 @@ def verified_payload(svc: Services, partner_code: str, request: SignedRequest, *
             updates = None
         session.commit()
     if updates is not None:
+        checks.check_strings(updates)
         return updates
+    checks.check_nesting(request.body)
     try:
-        return json.loads(request.body)
+        payload = json.loads(request.body)
     except ValueError:
         raise NotJson("body is not JSON") from None
+    checks.check_strings(payload)
+    return payload
 
 
 def _connector_updates(svc: Services, partner_code: str, request: SignedRequest,
@@ -138,6 +148,10 @@ def _connector_updates(svc: Services, partner_code: str, request: SignedRequest,
     if not isinstance(connector, PushConnector):
         raise BadInput(f"partner {partner_code} sends no callbacks")
     try:
+        checks.require_media_type(request.headers, connector.callback_media_type)
+        # The connector verifies, then parses in one call: the nesting is
+        # bounded before its parser can recurse.
+        checks.check_nesting(request.body)
         updates = connector.receive_callback(request.method, request.target, request.headers,
                                              request.body, nonces)
     finally:

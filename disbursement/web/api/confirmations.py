@@ -6,6 +6,7 @@ from flask import Blueprint, g, jsonify, request
 
 from disbursement.domain.states import Role
 from disbursement.services.tracking import confirmations, inbound
+from disbursement.web.api.partner_messages import signed_request
 from disbursement.web.auth import require, services
 from disbursement.web.errors import ApiError
 from reconciliation import reconcile
@@ -19,12 +20,6 @@ def confirm(code: str):
     payload = inbound.verified_payload(svc, code, signed_request(), through_connector=True)
     report = confirmations.apply(svc, code, confirmations.parse(payload))
     return jsonify(report.as_dict()), 200
-
-
-def signed_request() -> inbound.SignedRequest:
-    """The request as the signature covers it: the raw body, read before any parsing."""
-    return inbound.SignedRequest(request.method, request.path, request.query_string,
-                                 request.headers, request.get_data(cache=False))
 
 
 @bp.post("/<code>/statements")

@@ -10,7 +10,7 @@ from disbursement.domain.states import Role
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.ledger import reports
 from disbursement.services.tracking import inbound
-from disbursement.web.api.confirmations import signed_request
+from disbursement.web.api.partner_messages import signed_request
 from disbursement.web.auth import require, services
 from disbursement.web.errors import ApiError
 from reconciliation import exceptions, returns
