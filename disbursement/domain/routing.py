@@ -104,6 +104,9 @@ class Request:
     channel: str
     chosen_partner: str | None
     amount_centimes: int
+    # Partners that must not carry it: a re-issue never goes back to a partner
+    # that already had an attempt of the same instruction.
+    excluded: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +161,9 @@ class Router:
         steps = list(static_steps)
         for partner, why in candidates:
             label = f"{partner.code} ({why})"
+            if partner.code in req.excluded:
+                steps.append(f"{label}: skipped, already had an attempt of this instruction")
+                continue
             if partner.code in self.open_breakers:
                 steps.append(f"{label}: skipped, circuit breaker open")
                 continue

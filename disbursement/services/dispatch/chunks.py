@@ -38,7 +38,7 @@ from disbursement.domain.backoff import backoff_seconds
 from disbursement.domain.breaker import Admission
 from disbursement.domain.states import OutboxStatus
 from disbursement.domain.states import TransferStatus as S
-from disbursement.domain.wallet import normalise_mobile
+from disbursement.domain.wallet import normalise_mobile, wallet_number
 from disbursement.services.dispatch import notify, partner_health
 from disbursement.services.ledger import postings as ledger
 from disbursement.services.ports import JobName, Services
@@ -171,7 +171,7 @@ def _resolve_unknown(svc: Services, connector: Connector, rows, outcome: Dispatc
 
 
 def _wallet_phone(pii: dict) -> str | None:
-    return pii.get("wallet_phone") or pii.get("phone")
+    return wallet_number(pii)
 
 
 def _refuse_wallet_rule_breaches(svc: Services, rows, outcome: DispatchOutcome) -> list:
