@@ -4,6 +4,7 @@ library), judged before a transfer leaves for any partner. The tiers come from
 `config/wallet.toml`, read by `disbursement.configuration.wallet`."""
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,6 +16,10 @@ from disbursement.domain.money import format_units
 REGION = "MA"
 MOBILE_TYPES = (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
 TIERS = (1, 2, 3)  # Bank Al-Maghrib's wallet account tiers
+# What a typed number may hold before phonenumbers reads it: ASCII digits and
+# the separators agents type. phonenumbers alone would also read letters
+# ("06-CALL-NOW") and Arabic-Indic digits as digits.
+_TYPED_NUMBER = re.compile(r"\+?[0-9 ()./-]+", re.ASCII)
 
 # Each refusal starts with its code, like a partner's rejection reason, so that
 # a refused transfer's `status_reason` says which rule spoke (and re-issue can
@@ -63,7 +68,7 @@ def normalise_mobile(phone: str | None) -> str | None:
     """The number in E.164 when it is a valid Moroccan mobile, else None. The
     one judge of a wallet number: the registry import, dispatch and the wallet
     simulator all call it, so a number the import accepts the wallet takes."""
-    if not phone:
+    if not phone or _TYPED_NUMBER.fullmatch(phone) is None:
         return None
     try:
         parsed = phonenumbers.parse(phone, REGION)

@@ -149,7 +149,8 @@ def test_bank_al_maghrib_tier_ceilings() -> None:
 @pytest.mark.parametrize("amount, tier, reason", [
     (20_000, 1, None),
     (70_000, 1, "WL04 wallet tier 1 ceiling 200.00 MAD below 700.00 MAD"),
-    (70_000, None, "WL04 wallet tier 1 ceiling 200.00 MAD below 700.00 MAD"),   # no tier: the lowest
+    # no tier: the lowest
+    (70_000, None, "WL04 wallet tier 1 ceiling 200.00 MAD below 700.00 MAD"),
     (500_000, 2, None),
     (500_001, 2, "WL04 wallet tier 2 ceiling 5000.00 MAD below 5000.01 MAD"),
     (2_000_000, 3, None),
