@@ -4,6 +4,8 @@ approver where the amount asks for two) and release each batch. Shared so that
 the tests that need a released cycle build it one way."""
 from __future__ import annotations
 
+import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import select
@@ -14,9 +16,26 @@ from disbursement.services.batches import approval as batches
 from disbursement.services.cycles import planning
 from disbursement.services.cycles.planning import PlanResult
 from disbursement.services.registry import importing as registry
+from disbursement.services.registry.generator import generate_households
+from disbursement.services.registry.schema import COLUMNS as HOUSEHOLD_COLUMNS
 
 PROGRAM = "asd"
 PERIOD = "2026-12"
+
+
+def write_households(path: Path, overrides: Sequence[dict[str, str]], seed: int = 5,
+                     score: str = "5.1") -> Path:
+    """A registry extract of one generated (eligible) household per dict of
+    `overrides`, each with those columns replaced; ids are HH... by position."""
+    with path.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(HOUSEHOLD_COLUMNS)
+        for row, changes in zip(generate_households(len(overrides), seed=seed), overrides,
+                                strict=True):
+            row.update(score=score)
+            row.update(changes)
+            writer.writerow([row[c] for c in HOUSEHOLD_COLUMNS])
+    return path
 
 
 def import_and_plan(svc: Services, officers, path: Path) -> PlanResult:
