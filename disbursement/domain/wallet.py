@@ -20,6 +20,10 @@ TIERS = (1, 2, 3)  # Bank Al-Maghrib's wallet account tiers
 # the separators agents type. phonenumbers alone would also read letters
 # ("06-CALL-NOW") and Arabic-Indic digits as digits.
 _TYPED_NUMBER = re.compile(r"\+?[0-9 ()./-]+", re.ASCII)
+COUNTRY_CODE = 212
+# "0" or "+212" then nine digits not starting with 0 (separators removed).
+_PLAIN_FORM = re.compile(r"(?:0|\+212)([1-9][0-9]{8})", re.ASCII)
+_SEPARATORS = str.maketrans("", "", " .-")
 
 # Each refusal starts with its code, like a partner's rejection reason, so that
 # a refused transfer's `status_reason` says which rule spoke (and re-issue can
@@ -66,16 +70,25 @@ def wallet_number(pii: Mapping[str, str | None]) -> str | None:
 
 def normalise_mobile(phone: str | None) -> str | None:
     """The number in E.164 when it is a valid Moroccan mobile, else None. The
-    one judge of a wallet number: the registry import, dispatch and the wallet
-    simulator all call it, so a number the import accepts the wallet takes."""
+    one judge of a wallet number: the registry import, planning, dispatch and
+    the wallet simulator all call it, so a number the import accepts the wallet
+    takes."""
     if not phone or _TYPED_NUMBER.fullmatch(phone) is None:
         return None
-    try:
-        parsed = phonenumbers.parse(phone, REGION)
-    except phonenumbers.NumberParseException:
-        return None
+    plain = _PLAIN_FORM.fullmatch(phone.translate(_SEPARATORS))
+    if plain is not None:
+        # The forms agents type most ("06...", "+2126..."): what parse() would
+        # make of them, without its cost (it is most of a call's 0.4 ms).
+        parsed = phonenumbers.PhoneNumber(country_code=COUNTRY_CODE,
+                                          national_number=int(plain.group(1)))
+    else:
+        try:
+            parsed = phonenumbers.parse(phone, REGION)
+        except phonenumbers.NumberParseException:
+            return None
+    # number_type() is UNKNOWN for a number is_valid_number() refuses: one
+    # metadata walk says both.
     if (phonenumbers.region_code_for_number(parsed) != REGION
-            or not phonenumbers.is_valid_number(parsed)
             or phonenumbers.number_type(parsed) not in MOBILE_TYPES):
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

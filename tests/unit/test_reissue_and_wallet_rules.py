@@ -3,11 +3,14 @@ the wallet rule as import, planning, dispatch and the wallet partner apply it
 (planning accepts => dispatch accepts => the wallet takes the number)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import phonenumbers
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from phonenumbers import PhoneNumberType
 
 from connectors.base import OutboundTransfer
 from connectors.simulators.wallet import _to_book_item
@@ -107,3 +110,27 @@ def test_planning_accepts_only_what_dispatch_and_the_wallet_accept(phone, amount
 def test_the_import_accepts_a_number_exactly_when_the_wallet_does(phone) -> None:
     imported = validate_row(SCHEMA, 2, _registry_row(phone))
     assert isinstance(imported, RowOk) == (normalise_mobile(phone.strip()) is not None)
+
+
+def _normalise_by_parse(phone: str) -> str | None:
+    """The judge as phonenumbers states it, without normalise_mobile's shortcuts."""
+    try:
+        parsed = phonenumbers.parse(phone, "MA")
+    except phonenumbers.NumberParseException:
+        return None
+    if (phonenumbers.region_code_for_number(parsed) != "MA"
+            or not phonenumbers.is_valid_number(parsed)
+            or phonenumbers.number_type(parsed) not in (PhoneNumberType.MOBILE,
+                                                        PhoneNumberType.FIXED_LINE_OR_MOBILE)):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+@settings(max_examples=2_000)
+@given(phone=PHONES | st.from_regex(r"\A(0|\+212)[0-9]{9}\Z"))
+def test_the_shortcut_judges_as_phonenumbers_does(phone) -> None:
+    # Only ASCII digits and typed separators reach phonenumbers at all.
+    if re.fullmatch(r"\+?[0-9 ()./-]+", phone, re.ASCII):
+        assert normalise_mobile(phone) == _normalise_by_parse(phone)
+    else:
+        assert normalise_mobile(phone) is None
