@@ -21,7 +21,8 @@ from disbursement.services.cycles import planning, service_points
 from disbursement.services.cycles import review as cycle_review
 from disbursement.services.registry import importing as registry
 from reconciliation import exceptions
-from tests.conftest import create_officers
+from tests.conftest import PASSWORD, create_officers
+from tests.support.console import Officer, console_app
 from tests.support.cycle import PERIOD, PROGRAM, write_households
 
 pytestmark = pytest.mark.integration
@@ -202,6 +203,12 @@ def test_planning_holds_wallet_transfers_the_wallet_would_refuse(pg_svc, tmp_pat
     assert batch_total == sum(amount for amount, _ in transfers)
     assert summary.held_by_wallet_rules == 2
     assert [hid for hid, _, _ in summary.held_examples] == [_household_id(1), _household_id(3)]
+    # The cycle's page flags them for the officer.
+    officer = Officer(console_app(pg_svc))
+    officer.login("maker", PASSWORD)
+    page = officer.get(f"/console/cycles/{result.cycle_id}").get_data(as_text=True)
+    assert 'id="held-by-wallet-rules" class="flag">2<' in page
+    assert _household_id(1) in page and "WL01 wallet number is not a valid" in page
 
 
 def test_the_registry_import_refuses_numbers_the_wallet_refuses(pg_svc, tmp_path):

@@ -4,7 +4,6 @@ approver where the amount asks for two) and release each batch. Shared so that
 the tests that need a released cycle build it one way."""
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from disbursement.services.cycles import planning
 from disbursement.services.cycles.planning import PlanResult
 from disbursement.services.registry import importing as registry
 from disbursement.services.registry.generator import generate_households
-from disbursement.services.registry.schema import COLUMNS as HOUSEHOLD_COLUMNS
+from tests.support.console import write_extract
 
 PROGRAM = "asd"
 PERIOD = "2026-12"
@@ -26,16 +25,10 @@ PERIOD = "2026-12"
 def write_households(path: Path, overrides: Sequence[dict[str, str]], seed: int = 5,
                      score: str = "5.1") -> Path:
     """A registry extract of one generated (eligible) household per dict of
-    `overrides`, each with those columns replaced; ids are HH... by position."""
-    with path.open("w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(HOUSEHOLD_COLUMNS)
-        for row, changes in zip(generate_households(len(overrides), seed=seed), overrides,
-                                strict=True):
-            row.update(score=score)
-            row.update(changes)
-            writer.writerow([row[c] for c in HOUSEHOLD_COLUMNS])
-    return path
+    `overrides`, each with those columns replaced; ids are RSU-00000001... by position."""
+    rows = [{**row, "score": score, **changes} for row, changes in zip(
+        generate_households(len(overrides), seed=seed), overrides, strict=True)]
+    return write_extract(path, rows)
 
 
 def import_and_plan(svc: Services, officers, path: Path) -> PlanResult:
