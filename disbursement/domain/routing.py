@@ -91,12 +91,6 @@ class Partner:
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
-    partner_code: str | None
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
 class Request:
     region_code: str
     province_code: str
@@ -271,12 +265,3 @@ class Router:
                             if not out else f"next partner covering region {region} for {channel}"))
         return tuple(out), tuple(steps)
 
-
-def route(partners: dict[str, Partner], default_by_region: dict[str, str],
-          region_code: str, channel: str, chosen_partner: str | None) -> Route:
-    """The household's chosen partner when it covers the region and channel,
-    else the program's default partner for the region, else the first partner
-    covering it (no capacity, no service points: the static rule alone)."""
-    decision = Router(partners, default_by_region).route(
-        Request(region_code, "", "", channel, chosen_partner, 1))
-    return Route(decision.partner_code, decision.reason)
