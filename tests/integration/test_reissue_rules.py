@@ -227,3 +227,28 @@ def test_the_registry_import_refuses_numbers_the_wallet_refuses(pg_svc, tmp_path
     assert [row[:3] for row in report[1:]] == [[3, _household_id(2), "wallet_phone"],
                                                [4, _household_id(3), "phone"]]
     assert report[1][3].startswith('"0790123456" is not a Moroccan mobile number')
+
+
+def test_a_failed_attempt_is_reissued_and_a_wallet_attempt_only_within_the_wallet_rules(
+        pg_svc, tmp_path):
+    wallet = {**CASH_06, "channel": "wallet", "wallet_tier": "2"}
+    officers, _ = _plan(pg_svc, tmp_path, [CASH_06, {**wallet, "wallet_phone": "0612345601"}])
+    failed = _reject(pg_svc, _household_id(1), "")
+    closed = _reject(pg_svc, _household_id(2), "AC04 closed account")
+    with pg_svc.uow() as session:
+        session.execute(update(Transfer).where(Transfer.reference == failed)
+                        .values(status="failed", status_reason=None))
+        # The registry now says the wallet is tier 1: 200 MAD at most, below the 500 MAD floor.
+        session.execute(update(Household).where(Household.household_id == _household_id(2))
+                        .values(wallet_tier=1))
+        session.commit()
+
+    report = reissue.reissue_references(pg_svc, [failed, closed], officers.maker)
+
+    assert [(r["reference"], r["partner"]) for r in report.reissued] == [(failed, "WAFACASH")]
+    assert [r["reference"] for r in report.refused] == [closed]
+    assert report.refused[0]["reason"].startswith(
+        "the wallet would refuse it: WL04 wallet tier 1 ceiling 200.00 MAD")
+    with pg_svc.uow() as session:
+        opened, _ = exceptions.list_exceptions(session, type="not_reissuable")
+    assert [e.reference for e in opened] == [closed]
