@@ -10,6 +10,8 @@ pagination), `get_exception`, `counts_by_type`. Resolve (approvers):
 - correction_posting: the same accounts, with the officer's signed amount;
 - reissue: the transfer is re-issued as a new attempt in a draft batch, in
   the resolution's transaction (a refused re-issue resolves nothing);
+  a re-issue refused by rule (deceased, duplicate, identity, wallet rules, a
+  reason the program does not list) opens a `not_reissuable` exception;
 - chase_partner: the decision is recorded; the partner owes us an answer.
 
 Statuses: `expected` (a payment missing from a statement, within the partner's
@@ -31,6 +33,7 @@ from disbursement.db.models import as_utc, utcnow
 from disbursement.db.models.ledger import ReconException
 from disbursement.db.rowcount import rows_changed
 from disbursement.domain.errors import BadInput, Conflict, NotFound
+from disbursement.domain.reissue import NOT_REISSUABLE_EXCEPTION
 from disbursement.domain.states import UNSETTLED_EXCEPTIONS, ExceptionStatus, Role
 from disbursement.services.batches import reissue
 from disbursement.services.ledger import postings as ledger
@@ -277,4 +280,6 @@ def due_date(since: datetime, sla_days: int) -> datetime:
 
 
 def known_types() -> list[str]:
-    return sorted(o.value for o in EXCEPTIONS)
+    """Reconciliation outcomes, and the kinds other use cases open for an officer
+    (a re-issue refused by rule)."""
+    return sorted([*(o.value for o in EXCEPTIONS), NOT_REISSUABLE_EXCEPTION])

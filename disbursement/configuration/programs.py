@@ -8,11 +8,14 @@ from pathlib import Path
 from disbursement.configuration.errors import ConfigError
 from disbursement.configuration.toml_tables import Table, read_toml
 from disbursement.domain.entitlement import EXPIRY_DAYS, ProgramRules, YearAmounts, score_to_micro
+from disbursement.domain.reissue import NEVER_REISSUABLE, REASON_CODE
 
 PROGRAMS_DIR = "programs"
 CENTIMES = "an integer number of centimes"
 RANK_AMOUNTS = "[ranks 1..band, later ranks] in centimes, two integers"
 SCORE = "a decimal string with at most 6 decimals, e.g. \"9.743001\""
+REISSUE_REASONS = ("a list of rejection reason codes that may be re-issued, e.g. [\"AC04\"] "
+                   "(3-4 upper-case letters or digits)")
 
 
 def load_programs(config_dir: Path) -> dict[str, ProgramRules]:
@@ -40,6 +43,7 @@ def load_program(path: Path) -> ProgramRules:
         pickup_window_days=table.integer("pickup_window_days", 1,
                                          expected="a positive number of days", minimum=1),
         reissue_on_rejection=table.flag("reissue_on_rejection", False),
+        reissue_reasons=_reissue_reasons(table),
         expiry_days=table.integer("expiry_days", EXPIRY_DAYS,
                                   expected="a positive number of days", minimum=1),
         pay_arrears=table.flag("pay_arrears", False),
@@ -52,6 +56,26 @@ def _score(table: Table, name: str) -> int:
         return score_to_micro(text)
     except (ValueError, ArithmeticError):
         raise table.error(name, SCORE, text) from None
+
+
+def _reissue_reasons(table: Table) -> frozenset[str]:
+    """Required when the program re-issues at all: which rejections it re-issues
+    is written down, never implied. Deceased, duplicate and identity reasons and
+    wallet-rule refusals are refused here, so no file can allow them."""
+    if not table.flag("reissue_on_rejection", False) and not table.has("reissue_reasons"):
+        return frozenset()
+    value = table.raw("reissue_reasons", None)
+    if value is None:
+        raise table.error("reissue_reasons", REISSUE_REASONS)
+    if not isinstance(value, list) or not all(
+            isinstance(code, str) and REASON_CODE.fullmatch(code) for code in value):
+        raise table.error("reissue_reasons", REISSUE_REASONS, value)
+    never = [code for code in value if code in NEVER_REISSUABLE]
+    if never:
+        named = ", ".join(f"{code} {NEVER_REISSUABLE[code]}" for code in never)
+        raise table.error("reissue_reasons", "no code that is never re-issued (deceased, "
+                          f"duplicate, identity, wallet rules): {named}", value)
+    return frozenset(value)
 
 
 def _years(years: Table) -> dict[int, YearAmounts]:

@@ -64,8 +64,10 @@ class ProgramRules:
     default_partner_by_region: dict[str, str]
     # Cash is collected over this many days from the first of the period's month.
     pickup_window_days: int = 1
-    # A definitive rejection may be re-issued as a new attempt to another partner.
+    # A definitive rejection may be re-issued as a new attempt to another partner,
+    # when its reason code is one of these (domain/reissue.py says which never are).
     reissue_on_rejection: bool = False
+    reissue_reasons: frozenset[str] = frozenset()
     # Reconciliation: days a transfer stays collectable before it expires, and
     # whether a returned transfer's household is paid its arrears in a later cycle.
     expiry_days: int = EXPIRY_DAYS

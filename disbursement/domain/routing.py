@@ -91,12 +91,6 @@ class Partner:
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
-    partner_code: str | None
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
 class Request:
     region_code: str
     province_code: str
@@ -104,6 +98,9 @@ class Request:
     channel: str
     chosen_partner: str | None
     amount_centimes: int
+    # Partners that must not carry it: a re-issue never goes back to a partner
+    # that already had an attempt of the same instruction.
+    excluded: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +155,9 @@ class Router:
         steps = list(static_steps)
         for partner, why in candidates:
             label = f"{partner.code} ({why})"
+            if partner.code in req.excluded:
+                steps.append(f"{label}: skipped, already had an attempt of this instruction")
+                continue
             if partner.code in self.open_breakers:
                 steps.append(f"{label}: skipped, circuit breaker open")
                 continue
@@ -265,12 +265,3 @@ class Router:
                             if not out else f"next partner covering region {region} for {channel}"))
         return tuple(out), tuple(steps)
 
-
-def route(partners: dict[str, Partner], default_by_region: dict[str, str],
-          region_code: str, channel: str, chosen_partner: str | None) -> Route:
-    """The household's chosen partner when it covers the region and channel,
-    else the program's default partner for the region, else the first partner
-    covering it (no capacity, no service points: the static rule alone)."""
-    decision = Router(partners, default_by_region).route(
-        Request(region_code, "", "", channel, chosen_partner, 1))
-    return Route(decision.partner_code, decision.reason)

@@ -190,8 +190,8 @@ def test_wallet_rules_reject_before_dispatch(pg_svc, tmp_path) -> None:
             found = dict(session.execute(select(Transfer.reference, Transfer.status_reason)
                                          .where(Transfer.status == "rejected")).all())
         assert found == {
-            too_much.reference: "wallet tier 1 ceiling 200.00 MAD below 700.00 MAD",
-            landline.reference: "wallet number is not a valid Moroccan mobile number"}
+            too_much.reference: "WL04 wallet tier 1 ceiling 200.00 MAD below 700.00 MAD",
+            landline.reference: "WL01 wallet number is not a valid Moroccan mobile number"}
         assert statuses(svc, [fine.reference]) == {fine.reference: "sent"}
         # The partner never saw the refused ones.
         assert harness.held_count() == 1

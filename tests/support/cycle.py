@@ -4,6 +4,7 @@ approver where the amount asks for two) and release each batch. Shared so that
 the tests that need a released cycle build it one way."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import select
@@ -15,10 +16,21 @@ from disbursement.services.batches import approval as batches
 from disbursement.services.cycles import planning
 from disbursement.services.cycles.planning import PlanResult
 from disbursement.services.registry import importing as registry
+from disbursement.services.registry.generator import generate_households
 from disbursement.services.tracking import transitions
+from tests.support.console import write_extract
 
 PROGRAM = "asd"
 PERIOD = "2026-12"
+
+
+def write_households(path: Path, overrides: Sequence[dict[str, str]], seed: int = 5,
+                     score: str = "5.1") -> Path:
+    """A registry extract of one generated (eligible) household per dict of
+    `overrides`, each with those columns replaced; ids are RSU-00000001... by position."""
+    rows = [{**row, "score": score, **changes} for row, changes in zip(
+        generate_households(len(overrides), seed=seed), overrides, strict=True)]
+    return write_extract(path, rows)
 
 
 def import_and_plan(svc: Services, officers, path: Path) -> PlanResult:

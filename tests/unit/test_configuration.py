@@ -59,6 +59,7 @@ def test_the_shipped_configuration_loads_into_typed_values() -> None:
 
     asd = configuration.programs["asd"]
     assert (asd.reissue_on_rejection, asd.expiry_days, asd.pay_arrears) == (True, 30, True)
+    assert asd.reissue_reasons == {"AC01", "AC03", "AC04", "AC06", "AG01", "AM04", "MS03"}
     bank = configuration.partners["CIHBANK"]
     assert bank.funding_account is not None
     assert bank.funding_account.rib == "230780000123450000001772"
@@ -127,6 +128,32 @@ def test_program_flag_must_be_a_boolean(config: Path) -> None:
     error = refusal(load_programs, config)
 
     assert_names(error, "programs/asd.toml", "reissue_on_rejection", "true or false")
+
+
+@pytest.mark.parametrize("codes, expected", [
+    ('["AC04", "R03"]', "R03 beneficiary deceased"),
+    ('["MD07"]', "MD07 beneficiary deceased"),
+    ('["R04", "BE01"]', "R04 duplicate beneficiary, BE01 beneficiary identity"),
+    ('["WL04"]', "WL04 wallet rule: above the wallet tier's ceiling"),
+    ('["AC04", "closed"]', "a list of rejection reason codes"),
+    ('"AC04"', "a list of rejection reason codes"),
+])
+def test_program_reissue_reasons_never_open_what_an_officer_decides(
+        config: Path, codes: str, expected: str) -> None:
+    rewrite(config / "programs" / "asd.toml", r"^reissue_reasons = \[[^\]]*\]$",
+            f"reissue_reasons = {codes}")
+
+    error = refusal(load_programs, config)
+
+    assert_names(error, "programs/asd.toml", "reissue_reasons", expected)
+
+
+def test_program_that_reissues_must_list_its_reasons(config: Path) -> None:
+    rewrite(config / "programs" / "asd.toml", r"^reissue_reasons = \[[^\]]*\]$", "")
+
+    error = refusal(load_programs, config)
+
+    assert_names(error, "programs/asd.toml", "reissue_reasons", "rejection reason codes")
 
 
 def test_two_program_files_with_one_code(config: Path) -> None:

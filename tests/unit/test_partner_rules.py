@@ -148,12 +148,13 @@ def test_bank_al_maghrib_tier_ceilings() -> None:
 
 @pytest.mark.parametrize("amount, tier, reason", [
     (20_000, 1, None),
-    (70_000, 1, "wallet tier 1 ceiling 200.00 MAD below 700.00 MAD"),
-    (70_000, None, "wallet tier 1 ceiling 200.00 MAD below 700.00 MAD"),   # no tier: the lowest
+    (70_000, 1, "WL04 wallet tier 1 ceiling 200.00 MAD below 700.00 MAD"),
+    # no tier: the lowest
+    (70_000, None, "WL04 wallet tier 1 ceiling 200.00 MAD below 700.00 MAD"),
     (500_000, 2, None),
-    (500_001, 2, "wallet tier 2 ceiling 5000.00 MAD below 5000.01 MAD"),
+    (500_001, 2, "WL04 wallet tier 2 ceiling 5000.00 MAD below 5000.01 MAD"),
     (2_000_000, 3, None),
-    (70_000, 4, "wallet tier 4 is not a Bank Al-Maghrib tier"),
+    (70_000, 4, "WL02 wallet tier 4 is not a Bank Al-Maghrib tier"),
 ])
 def test_a_transfer_above_the_tier_ceiling_is_refused(amount, tier, reason) -> None:
     assert RULES.refusal(amount, "MAD", "0612345678", tier) == reason
@@ -161,7 +162,7 @@ def test_a_transfer_above_the_tier_ceiling_is_refused(amount, tier, reason) -> N
 
 def test_a_transfer_to_a_number_that_is_no_moroccan_mobile_is_refused() -> None:
     assert RULES.refusal(10_000, "MAD", "+212522123456", 3) == \
-        "wallet number is not a valid Moroccan mobile number"
+        "WL01 wallet number is not a valid Moroccan mobile number"
 
 
 @given(amount=st.integers(1, 10**8), tier=st.sampled_from([1, 2, 3]))

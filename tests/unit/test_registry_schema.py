@@ -16,6 +16,7 @@ from disbursement.services.registry.reader import RawRowError
 from disbursement.services.registry.schema import (
     COLUMNS,
     ERROR_REPORT_HEADER,
+    MOBILE_FORMS,
     ROW_FIELD,
     Channel,
     HouseholdSchema,
@@ -108,9 +109,16 @@ def test_a_bank_household_keeps_its_rib_without_spaces() -> None:
     ({"head_name": "1234"}, 'head_name: "1234" contains no letter'),
     ({"head_name": "Ali\x00"}, 'head_name: "Ali\\u0000" contains a control character'),
     ({"phone": "0512345678"}, 'phone: "0512345678" is not a Moroccan mobile number '
-                              '(06/07 then 8 digits, or +2126/+2127 then 8 digits)'),
+                              + MOBILE_FORMS),
     ({"phone": "061234567"}, 'phone: "061234567" is not a Moroccan mobile number '
-                             '(06/07 then 8 digits, or +2126/+2127 then 8 digits)'),
+                             + MOBILE_FORMS),
+    # 06/07 and 8 digits, but outside the ranges given to mobiles: the wallet refuses them.
+    ({"phone": "0790123456"}, 'phone: "0790123456" is not a Moroccan mobile number '
+                              + MOBILE_FORMS),
+    ({"phone": "+212 683 123456"}, 'phone: "+212 683 123456" is not a Moroccan mobile number '
+                                   + MOBILE_FORMS),
+    ({"phone": "06١٢٣٤٥٦٧٨"}, 'phone: "06١٢٣٤٥٦٧٨" is not a Moroccan mobile number '
+                              + MOBILE_FORMS),
     ({"region_code": "13"}, 'region_code: unknown region "13"'),
     ({"province_code": "61"}, 'province_code: "61" is not a province code (3 digits)'),
     ({"province_code": "021"},
@@ -142,7 +150,7 @@ def test_a_bank_household_keeps_its_rib_without_spaces() -> None:
     ({"channel": "wallet"}, "wallet_phone: is required when channel is wallet"),
     ({"channel": "wallet", "wallet_phone": "0812345678"},
      'wallet_phone: "0812345678" is not a Moroccan mobile number '
-     '(06/07 then 8 digits, or +2126/+2127 then 8 digits)'),
+     + MOBILE_FORMS),
     ({"cin": ""}, "cin: is required"),
     ({"nickname": "Fafa"}, 'nickname: unknown column "nickname"'),
 ])

@@ -1,10 +1,21 @@
 """Re-issue of definitively rejected (or failed) transfers as new attempts.
 
-A new attempt pays the same instruction with a new reference, attempt + 1, to
-another partner covering the household (never one that already refused this
-instruction, never one whose breaker is open), in a new draft batch of that
-partner for the cycle: maker-checker applies to it and the ordinary release
-posts its ledger. Only programs with `reissue_on_rejection = true` allow it.
+Which attempts may be re-issued is a rule (`disbursement.domain.reissue`): the
+program must allow re-issue, and a rejection's reason code must be one the
+program lists in `reissue_reasons`. A deceased or duplicate beneficiary, an
+identity reason or a wallet-rule refusal never is: asking for it is refused
+with the reason named, and a `not_reissuable` exception is opened so that an
+officer decides what becomes of the household's payment.
+
+A new attempt is planned like a first attempt, by the planner's own router
+(`services.cycles.routing.build_router`): the household's region and province,
+the program's defaults, each partner's capacity on each day, open breakers,
+a service point and pickup date for cash, the partner's fee; plus the wallet
+rules for a wallet transfer, so no attempt goes for approval that the wallet
+would refuse. It pays the same instruction with a new reference, attempt + 1,
+never through a partner that already had an attempt of it, in a new draft
+batch of that partner for the cycle (whose totals carry the fees):
+maker-checker applies to it and the ordinary release posts its ledger.
 
 Never two live attempts: the partial unique index on transfers says so, and a
 concurrent re-issue of the same transfer loses on it (each transfer is tried in
@@ -17,6 +28,7 @@ never commits.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -30,16 +42,27 @@ from disbursement.db.models import (
     TransferEvent,
     utcnow,
 )
+from disbursement.db.models.ledger import ReconException
+from disbursement.domain.entitlement import ProgramRules
+from disbursement.domain.money import format_units
 from disbursement.domain.references import new_reference
-from disbursement.domain.routing import FeeTableGap, route
-from disbursement.domain.states import LIVE, BatchStatus, Role
+from disbursement.domain.reissue import NOT_REISSUABLE_EXCEPTION, ReissuePolicy
+from disbursement.domain.routing import CASH, Decision, Request, Router
+from disbursement.domain.states import (
+    LIVE,
+    UNSETTLED_EXCEPTIONS,
+    BatchStatus,
+    ExceptionStatus,
+    Role,
+)
 from disbursement.domain.states import TransferStatus as S
-from disbursement.services.dispatch.partner_health import open_partners
+from disbursement.domain.wallet import wallet_number
+from disbursement.services.cycles import routing
 from disbursement.services.officers import audit
 from disbursement.services.officers.users import Actor
 from disbursement.services.ports import Services
 
-REISSUABLE = (S.REJECTED.value, S.FAILED.value)
+_UNSETTLED = [s.value for s in UNSETTLED_EXCEPTIONS]
 
 
 @dataclass
@@ -47,10 +70,26 @@ class ReissueReport:
     reissued: list[dict] = field(default_factory=list)
     refused: list[dict] = field(default_factory=list)
     batches_created: list[int] = field(default_factory=list)
+    exceptions_opened: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"reissued": self.reissued, "refused": self.refused,
-                "batches_created": self.batches_created}
+                "batches_created": self.batches_created,
+                "exceptions_opened": self.exceptions_opened}
+
+
+@dataclass(frozen=True)
+class _Refused:
+    reason: str
+    for_officer: bool = False
+
+
+@dataclass(frozen=True)
+class _Planned:
+    partner: str
+    decision: Decision
+    cycle_id: int
+    pickup_from: date | None
 
 
 def program_allows_reissue(svc: Services, program: str) -> bool:
@@ -60,7 +99,7 @@ def program_allows_reissue(svc: Services, program: str) -> bool:
 
 def reissue_references(svc: Services, references: list[str], actor: Actor) -> ReissueReport:
     """The use case behind the CLI: re-issues the transfers named by reference,
-    in one transaction of its own."""
+    in one transaction of its own (the exceptions opened for refused ones too)."""
     actor.require(Role.MAKER, Role.APPROVER)
     with svc.uow() as session:
         found = dict(session.execute(select(Transfer.reference, Transfer.id).where(
@@ -81,20 +120,26 @@ def reissue_in(svc: Services, session: Session, transfer_ids: list[int],
     # new attempts land in a draft batch that still needs maker-checker.
     actor.require(Role.MAKER, Role.APPROVER)
     report = ReissueReport()
-    unhealthy = open_partners(session)
+    planner = _Replanner(svc, session)
     batches: dict[tuple[int, str], Batch] = {}
     for transfer_id in transfer_ids:
         old = session.get(Transfer, transfer_id)
-        problem, partner = _plan(svc, session, old, unhealthy)
-        if old is None or partner is None:
-            report.refused.append({"reference": old.reference if old else str(transfer_id),
-                                   "reason": problem})
+        if old is None:
+            report.refused.append({"reference": str(transfer_id), "reason": "no such transfer"})
+            continue
+        plan = planner.plan(old)
+        if isinstance(plan, _Refused):
+            report.refused.append({"reference": old.reference, "reason": plan.reason})
+            if plan.for_officer:
+                opened = _open_exception(session, old, plan.reason)
+                if opened is not None:
+                    report.exceptions_opened.append(opened)
             continue
         # Each transfer in its own savepoint: one loser of a concurrent re-issue
         # does not undo the others.
         savepoint = session.begin_nested()
         try:
-            new = _new_attempt(svc, session, old, partner, actor, batches)
+            new = _new_attempt(svc, session, old, plan, actor, batches)
             savepoint.commit()
         except IntegrityError:
             savepoint.rollback()
@@ -104,8 +149,11 @@ def reissue_in(svc: Services, session: Session, transfer_ids: list[int],
                                    "reason": "the instruction already has a live attempt"})
             continue
         report.reissued.append({"reference": old.reference, "new_reference": new.reference,
-                                "partner": partner, "attempt": new.attempt,
-                                "batch_id": new.batch_id})
+                                "partner": new.partner_code, "attempt": new.attempt,
+                                "batch_id": new.batch_id, "fee_centimes": new.fee_centimes,
+                                "service_point": new.service_point,
+                                "pickup_from": (new.pickup_from.isoformat()
+                                                if new.pickup_from else None)})
     _close_batches(svc, session, batches.values())
     report.batches_created = sorted(b.id for b in batches.values())
     audit.record(session, actor.username, "transfer.reissue", "transfers",
@@ -114,59 +162,112 @@ def reissue_in(svc: Services, session: Session, transfer_ids: list[int],
     return report
 
 
-def _plan(svc: Services, session: Session, old: Transfer | None,
-          unhealthy: set[str]) -> tuple[str | None, str | None]:
-    """(why not, None) or (None, the partner of the new attempt)."""
-    if old is None:
-        return "no such transfer", None
-    if old.status not in REISSUABLE:
-        return f"transfer is {old.status}: only rejected or failed attempts are re-issued", None
+class _Replanner:
+    """Plans new attempts with the cycle planner's router: one router per
+    cycle, built once per call, so capacity taken by one re-issue counts for
+    the next."""
+
+    def __init__(self, svc: Services, session: Session) -> None:
+        self.svc, self.session = svc, session
+        self.routers: dict[int, Router] = {}
+        self.windows: dict[int, list[date]] = {}
+
+    def plan(self, old: Transfer) -> _Planned | _Refused:
+        session = self.session
+        instruction = session.get_one(PaymentInstruction, old.instruction_id)
+        if old.status not in (S.REJECTED.value, S.FAILED.value):
+            return _Refused(f"transfer is {old.status}: only rejected or failed attempts "
+                            "are re-issued")
+        rules = self.svc.programs.get(instruction.program)
+        if rules is None or not rules.reissue_on_rejection:
+            return _Refused(f"program {instruction.program} does not allow re-issue")
+        refusal = ReissuePolicy(rules.code, rules.reissue_reasons).refusal(
+            old.status, old.status_reason)
+        if refusal is not None:
+            return _Refused(refusal.reason, refusal.for_officer)
+        live = session.execute(select(Transfer.reference).where(
+            Transfer.instruction_id == old.instruction_id,
+            Transfer.status.in_([s.value for s in LIVE]))).scalars().first()
+        if live is not None:
+            return _Refused(f"the instruction already has a live attempt ({live})")
+        household = session.get_one(Household, instruction.household_pk)
+        if old.channel == "wallet":
+            breach = self.svc.configuration.wallet.refusal(
+                old.amount_centimes, old.currency,
+                wallet_number(self.svc.vault.open(household.pii)), household.wallet_tier)
+            if breach is not None:
+                return _Refused(f"the wallet would refuse it: {breach}", for_officer=True)
+        tried = frozenset(session.execute(select(Transfer.partner_code).where(
+            Transfer.instruction_id == old.instruction_id)).scalars())
+        cycle_id = session.execute(
+            select(Batch.cycle_id).where(Batch.id == old.batch_id)).scalar_one()
+        decision = self._router(cycle_id, instruction.period, rules).route(Request(
+            household.region_code, household.province_code, household.commune_code,
+            old.channel, household.partner_code, old.amount_centimes, excluded=tried))
+        if decision.partner_code is None:
+            return _Refused(f"no other partner can take it in region {household.region_code}, "
+                            f"province {household.province_code} for {old.channel} "
+                            f"({decision.reason}; already tried: {', '.join(sorted(tried))})")
+        window = self.windows[cycle_id]
+        pickup = (window[decision.pickup_day]
+                  if old.channel == CASH and decision.pickup_day is not None else None)
+        return _Planned(decision.partner_code, decision, cycle_id, pickup)
+
+    def _router(self, cycle_id: int, period: str, rules: ProgramRules) -> Router:
+        router = self.routers.get(cycle_id)
+        if router is None:
+            window = routing.pickup_window(period, rules.pickup_window_days,
+                                           not_before=utcnow().date())
+            router = routing.build_router(self.svc, self.session, rules, cycle_id, window)
+            self.routers[cycle_id], self.windows[cycle_id] = router, window
+        return router
+
+
+def _open_exception(session: Session, old: Transfer, reason: str) -> int | None:
+    """An open `not_reissuable` exception for an officer, unless one is still
+    unsettled for this transfer. Its amount is 0: the partner's books and ours
+    agree; what is at stake is the household's payment, named in the detail."""
+    existing = session.execute(select(ReconException.id).where(
+        ReconException.transfer_id == old.id, ReconException.type == NOT_REISSUABLE_EXCEPTION,
+        ReconException.status.in_(_UNSETTLED))).scalars().first()
+    if existing is not None:
+        return None
     instruction = session.get_one(PaymentInstruction, old.instruction_id)
-    if not program_allows_reissue(svc, instruction.program):
-        return f"program {instruction.program} does not allow re-issue", None
-    live = session.execute(select(Transfer.reference).where(
-        Transfer.instruction_id == old.instruction_id,
-        Transfer.status.in_([s.value for s in LIVE]))).scalars().first()
-    if live is not None:
-        return f"the instruction already has a live attempt ({live})", None
-    tried = set(session.execute(select(Transfer.partner_code).where(
-        Transfer.instruction_id == old.instruction_id)).scalars())
-    household = session.get_one(Household, instruction.household_pk)
-    candidates = {code: p for code, p in svc.partners.items()
-                  if code not in tried and code not in unhealthy}
-    rules = svc.programs[instruction.program]
-    chosen = route(candidates, rules.default_partner_by_region, household.region_code,
-                   old.channel, household.partner_code)
-    if chosen.partner_code is None:
-        return (f"no other partner covers region {household.region_code} for {old.channel} "
-                f"(already tried: {', '.join(sorted(tried))})"), None
-    try:
-        svc.partners[chosen.partner_code].fee_for(old.channel, old.amount_centimes)
-    except FeeTableGap as exc:
-        return f"partner {chosen.partner_code}: {exc}", None
-    return None, chosen.partner_code
+    now = utcnow()
+    row = ReconException(
+        type=NOT_REISSUABLE_EXCEPTION, status=ExceptionStatus.OPEN.value,
+        partner_code=old.partner_code, program=instruction.program, period=instruction.period,
+        transfer_id=old.id, reference=old.reference, amount_centimes=0, currency=old.currency,
+        detail=(f"re-issue refused for {format_units(old.amount_centimes)} {old.currency}: "
+                f"{reason}")[:200],
+        since=now, created_at=now)
+    session.add(row)
+    session.flush()
+    return row.id
 
 
-def _new_attempt(svc: Services, session: Session, old: Transfer, partner: str, actor: Actor,
+def _new_attempt(svc: Services, session: Session, old: Transfer, plan: _Planned, actor: Actor,
                  batches: dict[tuple[int, str], Batch]) -> Transfer:
-    cycle_id = session.execute(select(Batch.cycle_id).where(Batch.id == old.batch_id)).scalar_one()
-    batch = batches.get((cycle_id, partner))
+    decision, partner = plan.decision, plan.partner
+    batch = batches.get((plan.cycle_id, partner))
     if batch is None:
         seq = session.execute(select(func.coalesce(func.max(Batch.seq), 0)).where(
-            Batch.cycle_id == cycle_id, Batch.partner_code == partner)).scalar_one() + 1
-        batch = Batch(cycle_id=cycle_id, partner_code=partner, seq=seq,
+            Batch.cycle_id == plan.cycle_id, Batch.partner_code == partner)).scalar_one() + 1
+        batch = Batch(cycle_id=plan.cycle_id, partner_code=partner, seq=seq,
                       status=BatchStatus.DRAFT.value, transfer_count=0, total_centimes=0,
-                      currency=old.currency, approvals_required=1, created_by=actor.username)
+                      fee_total_centimes=0, currency=old.currency, approvals_required=1,
+                      created_by=actor.username)
         session.add(batch)
         session.flush()
-        batches[(cycle_id, partner)] = batch
+        batches[(plan.cycle_id, partner)] = batch
     attempt = session.execute(select(func.max(Transfer.attempt)).where(
         Transfer.instruction_id == old.instruction_id)).scalar_one() + 1
-    fee, _ = svc.partners[partner].fee_for(old.channel, old.amount_centimes)
     new = Transfer(instruction_id=old.instruction_id, batch_id=batch.id,
                    reference=new_reference(), attempt=attempt, partner_code=partner,
                    channel=old.channel, amount_centimes=old.amount_centimes,
-                   currency=old.currency, fee_centimes=fee, status=S.PENDING_APPROVAL.value,
+                   currency=old.currency, fee_centimes=decision.fee_centimes,
+                   service_point=decision.service_point, pickup_from=plan.pickup_from,
+                   status=S.PENDING_APPROVAL.value,
                    chunk_no=batch.transfer_count // svc.settings.chunk_size)
     session.add(new)
     session.flush()          # the partial unique index speaks here
@@ -174,9 +275,11 @@ def _new_attempt(svc: Services, session: Session, old: Transfer, partner: str, a
         transfer_id=new.id, from_status=None, to_status=S.PENDING_APPROVAL.value,
         source="officer", actor=actor.username,
         detail=(f"re-issue of {old.reference} "
-                f"({old.partner_code}: {old.status_reason or old.status})")[:300]))
+                f"({old.partner_code}: {old.status_reason or old.status}); "
+                f"{decision.reason}")[:300]))
     batch.transfer_count += 1
     batch.total_centimes += old.amount_centimes
+    batch.fee_total_centimes += decision.fee_centimes
     session.flush()
     return new
 

@@ -1,6 +1,17 @@
 """Cycle planning: eligible households become payment instructions, each with
 a first transfer routed to a partner and grouped into batches per partner.
 
+Every rule a partner applies at dispatch is applied here first, so approvers
+never approve an amount that cannot be paid. A wallet household whose amount
+is above its wallet tier's ceiling, or whose number the wallet would refuse
+(`WalletRules.refusal`, the very check dispatch keeps as a last guard), is
+held: its instruction is recorded with no transfer and no batch, its reason
+("held by the wallet rules: WL04 ...") on the instruction and counted on the
+cycle's review page. Held, not moved to another channel: the channel is the
+household's choice in the registry (cash means travelling to an agency with
+an ID card), and a wrong tier or number is a registry error to correct, not
+something to route around silently.
+
 Idempotent by construction: an instruction is unique per program, period and
 household in the database, and only households without one are read, so
 planning the same cycle twice creates nothing new (and planning again after a
@@ -12,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from disbursement.db.bulk import reserve_ids, write_rows
@@ -29,8 +40,9 @@ from disbursement.db.upsert import insert_ignore
 from disbursement.domain.entitlement import Composition, ProgramRules
 from disbursement.domain.errors import BadInput, NotFound
 from disbursement.domain.references import new_reference
-from disbursement.domain.routing import Request
+from disbursement.domain.routing import Decision, Request
 from disbursement.domain.states import BatchStatus, Role, TransferStatus
+from disbursement.domain.wallet import wallet_number
 from disbursement.services.cycles import routing
 from disbursement.services.officers import audit
 from disbursement.services.officers.users import Actor
@@ -38,6 +50,9 @@ from disbursement.services.ports import Services
 from disbursement.services.tracking.transitions import EVENT_COLUMNS
 
 HOUSEHOLDS_PER_STEP = 5_000
+WALLET = "wallet"
+# The route reason of an instruction the wallet rules hold (no transfer, no batch).
+HELD_BY_WALLET_RULES = "held by the wallet rules: "
 PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 INSTRUCTION_COLUMNS = ["id", "cycle_id", "program", "period", "household_pk", "amount_centimes",
                        "currency", "lines", "partner_code", "route_reason", "route_explanation_id",
@@ -63,7 +78,8 @@ class PlanResult:
     period: str
     eligible_new: int = 0
     instructions_created: int = 0
-    unroutable: int = 0
+    unroutable: int = 0             # held ones included: neither has a transfer
+    held_by_wallet_rules: int = 0
     amount_centimes: int = 0
     fee_centimes: int = 0
     batches_created: list[int] = field(default_factory=list)
@@ -106,7 +122,8 @@ def plan_cycle(svc: Services, program_code: str, period: str, actor: Actor,
                       "instructions_created": result.instructions_created,
                       "amount_centimes": result.amount_centimes,
                       "fee_centimes": result.fee_centimes,
-                      "batches": result.batches_created, "unroutable": result.unroutable})
+                      "batches": result.batches_created, "unroutable": result.unroutable,
+                      "held_by_wallet_rules": result.held_by_wallet_rules})
         session.commit()
         return result
 
@@ -127,7 +144,9 @@ def _new_eligible(session: Session, rules: ProgramRules, program: str, period: s
                    Household.commune_code, Household.channel, Household.partner_code,
                    Household.children_0_5, Household.children_schooled_6_20,
                    Household.children_unschooled_6_20, Household.disabled_children,
-                   Household.orphan, Household.flat_rate)
+                   Household.orphan, Household.flat_rate, Household.wallet_tier,
+                   # Sealed personal data only where a rule reads it (the wallet number).
+                   case((Household.channel == WALLET, Household.pii), else_=None).label("pii"))
             .where(Household.score_micro <= rules.score_max_micro,
                    Household.suspended.is_(False))
             .order_by(Household.id).limit(HOUSEHOLDS_PER_STEP))
@@ -167,8 +186,9 @@ class _Planner:
             ent = self.entitle(Composition(h.children_0_5, h.children_schooled_6_20,
                                            h.children_unschooled_6_20, h.disabled_children,
                                            bool(h.orphan), bool(h.flat_rate)))
-            decision = self.router.route(Request(h.region_code, h.province_code, h.commune_code,
-                                                 h.channel, h.partner_code, ent.amount_centimes))
+            decision = self._held(h, ent.amount_centimes) or self.router.route(Request(
+                h.region_code, h.province_code, h.commune_code, h.channel, h.partner_code,
+                ent.amount_centimes))
             decided.append((h, ent, decision))
         explanation_ids = self.explanations.ids([d.steps for _, _, d in decided])
         ids = reserve_ids(self.session, PaymentInstruction.__table__, len(households))
@@ -209,6 +229,19 @@ class _Planner:
                            "officer", self.actor.username, "planned"))
         write_rows(self.session, Transfer.__table__, TRANSFER_COLUMNS, transfers)
         write_rows(self.session, TransferEvent.__table__, EVENT_COLUMNS, events)
+
+    def _held(self, h, amount_centimes: int) -> Decision | None:
+        """The decision to hold a wallet household the wallet would refuse, or None."""
+        if h.channel != WALLET:
+            return None
+        refusal = self.svc.configuration.wallet.refusal(
+            amount_centimes, self.rules.currency, wallet_number(self.svc.vault.open(h.pii)),
+            h.wallet_tier)
+        if refusal is None:
+            return None
+        self.result.held_by_wallet_rules += 1
+        return Decision(None, HELD_BY_WALLET_RULES + refusal,
+                        (f"wallet rules: {refusal}; held for an officer, not routed",))
 
     def _batch_for(self, partner_code: str) -> _OpenBatch:
         batch = self.open.get(partner_code)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, aliased
 
 from disbursement.db.models import Batch, Cycle, Household, PaymentInstruction
 from disbursement.domain.entitlement import ProgramRules
+from disbursement.services.cycles.planning import HELD_BY_WALLET_RULES
 
 CHANGED_EXAMPLES = 20
 # Reasons are tallied over this many changed households at most, so a cycle of
@@ -50,9 +51,12 @@ class CycleSummary:
     eligible_households: int
     instructions: int
     amount_centimes: int
-    unroutable: int
+    unroutable: int                  # no transfer: no partner could, or the wallet rules held it
     batches: list[Batch]
     changes: CycleChanges
+    held_by_wallet_rules: int = 0
+    # (household id, amount, reason) of the first held instructions, for the officer to act on
+    held_examples: list[tuple[str, int, str]] = field(default_factory=list)
 
 
 def list_cycles(session: Session, limit: int = 50):
@@ -75,14 +79,24 @@ def summary(session: Session, cycle_id: int, rules: ProgramRules | None) -> Cycl
         eligible = session.execute(select(func.count()).select_from(Household).where(
             Household.score_micro <= rules.score_max_micro,
             Household.suspended.is_(False))).scalar_one()
-    count, amount, unroutable = session.execute(
+    held = and_(PaymentInstruction.partner_code.is_(None),
+                PaymentInstruction.route_reason.startswith(HELD_BY_WALLET_RULES))
+    count, amount, unroutable, held_count = session.execute(
         select(func.count(), func.coalesce(func.sum(PaymentInstruction.amount_centimes), 0),
-               func.count(case((PaymentInstruction.partner_code.is_(None), 1))))
+               func.count(case((PaymentInstruction.partner_code.is_(None), 1))),
+               func.count(case((held, 1))))
         .where(PaymentInstruction.cycle_id == cycle_id)).one()
+    examples = [(household_id, amount_centimes, reason[len(HELD_BY_WALLET_RULES):])
+                for household_id, amount_centimes, reason in session.execute(
+        select(Household.household_id, PaymentInstruction.amount_centimes,
+               PaymentInstruction.route_reason)
+        .join(Household, Household.id == PaymentInstruction.household_pk)
+        .where(PaymentInstruction.cycle_id == cycle_id, held)
+        .order_by(PaymentInstruction.id).limit(CHANGED_EXAMPLES))] if held_count else []
     batches = session.execute(select(Batch).where(Batch.cycle_id == cycle_id)
                               .order_by(Batch.partner_code, Batch.seq)).scalars().all()
     return CycleSummary(cycle, eligible, count, int(amount), unroutable, list(batches),
-                        changes(session, cycle))
+                        changes(session, cycle), held_count, examples)
 
 
 def changes(session: Session, cycle: Cycle) -> CycleChanges:

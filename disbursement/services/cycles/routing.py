@@ -31,9 +31,13 @@ class HouseholdNotFound(LookupError):
     """Raised when `explain` is asked about a household id the registry does not hold."""
 
 
-def pickup_window(period: str, days: int) -> list[date]:
-    """The dates cash may first be collected on: from the first of the period's month."""
+def pickup_window(period: str, days: int, not_before: date | None = None) -> list[date]:
+    """The dates cash may first be collected on: from the first of the period's
+    month, or from `not_before` when that is later (a re-issue planned mid-month
+    is never given a pickup date in the past)."""
     first = date(int(period[:4]), int(period[5:7]), 1)
+    if not_before is not None and not_before > first:
+        first = not_before
     return [first + timedelta(days=i) for i in range(max(1, days))]
 
 

@@ -52,7 +52,7 @@ from disbursement.domain.backoff import backoff_seconds
 from disbursement.domain.breaker import Admission
 from disbursement.domain.states import OutboxStatus
 from disbursement.domain.states import TransferStatus as S
-from disbursement.domain.wallet import normalise_mobile
+from disbursement.domain.wallet import normalise_mobile, wallet_number
 from disbursement.services.dispatch import notify, partner_health
 from disbursement.services.ports import JobName, Services
 from disbursement.services.tracking import partner_truth, transitions
@@ -195,7 +195,7 @@ def settle_in_doubt(svc: Services, connector: Connector, references: list[str], 
 
 
 def _wallet_phone(pii: dict) -> str | None:
-    return pii.get("wallet_phone") or pii.get("phone")
+    return wallet_number(pii)
 
 
 def _refuse_wallet_rule_breaches(svc: Services, rows, outcome: DispatchOutcome) -> list:

@@ -21,6 +21,7 @@ from typing import IO, NamedTuple
 from disbursement.configuration.regions import load_regions
 from disbursement.domain.regions import COMMUNES_PER_PROVINCE, Region
 from disbursement.domain.rib import rib_key
+from disbursement.domain.wallet import normalise_mobile
 from disbursement.services.registry.schema import COLUMNS
 
 # Illustrative CIN letter prefixes per region (real cards carry the letters of
@@ -116,7 +117,14 @@ def _name(rng: random.Random) -> str:
 
 
 def _phone(rng: random.Random, index: int, seed: int) -> str:
-    digits = f"{rng.choice('67')}{((index + 1) * _SCRAMBLE + seed) % 100_000_000:08d}"
+    lead = rng.choice("67")
+    rest = f"{((index + 1) * _SCRAMBLE + seed) % 100_000_000:08d}"
+    # Only ranges the numbering plan gives to mobiles (the wallet refuses the
+    # others, e.g. 0790...): every rest is valid after a 6 or after a 7, so
+    # flipping the lead keeps the number unique and the seeded stream as it was.
+    if normalise_mobile(f"0{lead}{rest}") is None:
+        lead = "7" if lead == "6" else "6"
+    digits = lead + rest
     # Some agents type the international form; the schema normalises both.
     return f"+212{digits}" if rng.random() < 0.1 else f"0{digits}"
 
