@@ -55,6 +55,13 @@ class ServicesWorker(SimpleWorker):
         super().__init__(*args, **kwargs)
         self.services = services
 
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        token = _services.set(self.services)
+        try:
+            return super().perform_job(job, queue, execution)
+        finally:
+            _services.reset(token)
+
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         super().heartbeat(timeout, pipeline)
         if (pipeline is None and self.birth_date is not None
@@ -121,13 +128,6 @@ class ParentBoundScheduler(RQScheduler):
 def _signal_on_parent_death(signum: int) -> None:
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
-
-    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
-        token = _services.set(self.services)
-        try:
-            return super().perform_job(job, queue, execution)
-        finally:
-            _services.reset(token)
 
 
 def _perform(job: JobName, *args: int | str) -> object:
