@@ -319,7 +319,8 @@ def serve(host: str, port: int, with_demo: bool, households: int) -> None:
             summary = run_cycle(svc, officers, sims, households, 7, var_dir)
             print(json.dumps({k: summary[k] for k in ("households", "instructions", "by_status",
                                                       "ledger_balanced")}), flush=True)
-        _schedule_in_process(svc)
+        # The demo starts no file partners' servers: nothing to collect from.
+        _schedule_in_process(svc.with_overrides(collect_files_every_seconds=0))
         print(f"serving on {api}  (officers and passwords: {var_dir / 'demo-officers.json'})",
               flush=True)
         try:
