@@ -176,6 +176,12 @@ class LeasedCronScheduler(CronScheduler):
     def heartbeat(self) -> None:
         _unless_redis_is_down(super().heartbeat, None)
 
+    def save(self, pipeline=None) -> None:
+        if pipeline is not None:   # part of a birth: let it fail, the process is starting
+            super().save(pipeline)
+            return
+        _unless_redis_is_down(super().save, None)
+
     def register_death(self, pipeline=None) -> None:
         with contextlib.suppress(*REDIS_DOWN):
             self.timetable.lease.release()
