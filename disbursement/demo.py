@@ -28,6 +28,7 @@ from disbursement.db.migrate import upgrade
 from disbursement.db.models import Batch, Cycle, PaymentInstruction, Transfer, User
 from disbursement.demo_points import load_demo_points
 from disbursement.domain.states import BatchStatus, Role
+from disbursement.jobs.scheduler import EmbeddedScheduler
 from disbursement.services.batches import approval as batches
 from disbursement.services.cycles import planning
 from disbursement.services.ledger import postings as ledger
@@ -277,6 +278,13 @@ def run_demo(households: int, seed: int = 7, show_progress: bool | None = None) 
     return summary
 
 
+def _schedule_in_process(svc: Services) -> None:
+    """Embedded mode: the sweeper, status queries, file collection and expiry
+    run on a thread of this process (with Redis, `disburse scheduler` does)."""
+    if svc.settings.embedded_jobs:
+        EmbeddedScheduler(svc).start()
+
+
 def serve(host: str, port: int, with_demo: bool, households: int) -> None:
     """`make run`: serve the console and API; with demo data, start the
     simulators on their configured ports and run one cycle first."""
@@ -285,6 +293,7 @@ def serve(host: str, port: int, with_demo: bool, households: int) -> None:
     if not with_demo:
         svc = build(base)
         upgrade(svc.engine)
+        _schedule_in_process(svc)
         make_server(host, port, create_app(services=svc), threaded=True).serve_forever()
         return
     var_dir = base.var_dir
@@ -310,6 +319,8 @@ def serve(host: str, port: int, with_demo: bool, households: int) -> None:
             summary = run_cycle(svc, officers, sims, households, 7, var_dir)
             print(json.dumps({k: summary[k] for k in ("households", "instructions", "by_status",
                                                       "ledger_balanced")}), flush=True)
+        # The demo starts no file partners' servers: nothing to collect from.
+        _schedule_in_process(svc.with_overrides(collect_files_every_seconds=0))
         print(f"serving on {api}  (officers and passwords: {var_dir / 'demo-officers.json'})",
               flush=True)
         try:

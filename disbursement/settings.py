@@ -40,6 +40,17 @@ IN_DOUBT_AFTER_SECONDS = 60.0        # `sending`/`unknown` this long: ask the pa
 # Console (issue 5): an officer is locked out for a while after this many failed logins.
 LOGIN_MAX_FAILURES = 5
 LOGIN_LOCK_SECONDS = 15 * 60
+# The scheduler (issue 10): what runs by itself, how often. 0 turns a periodic job off.
+SWEEP_OUTBOX_EVERY_SECONDS = 30      # rebuild lost dispatch jobs from the outbox
+QUERY_IN_DOUBT_EVERY_SECONDS = 60    # ask partners about `sending` / `unknown` transfers
+COLLECT_FILES_EVERY_SECONDS = 300    # fetch the file partners' status files
+EXPIRY_DAILY_AT = "02:00"            # HH:MM, the scheduler machine's local time
+# Only one scheduler is active: it holds a lease in Redis that it refreshes every
+# third of this; a killed scheduler's lease lapses after this many seconds.
+SCHEDULER_LEASE_SECONDS = 15
+# An RQ worker heartbeats every (this - 15) seconds; a worker silent for this plus
+# 60 seconds is gone from Redis (and from /readyz). RQ's default is 420.
+WORKER_TTL_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,13 @@ class Settings:
     # Observability (issue 5): where gunicorn and RQ worker processes write their
     # metrics (prometheus-client multiprocess mode); None in the embedded mode.
     metrics_dir: Path | None = None
+    # The scheduler (issue 10)
+    sweep_outbox_every_seconds: int = SWEEP_OUTBOX_EVERY_SECONDS
+    query_in_doubt_every_seconds: int = QUERY_IN_DOUBT_EVERY_SECONDS
+    collect_files_every_seconds: int = COLLECT_FILES_EVERY_SECONDS
+    expiry_daily_at: str = EXPIRY_DAILY_AT
+    scheduler_lease_seconds: int = SCHEDULER_LEASE_SECONDS
+    worker_ttl_seconds: int = WORKER_TTL_SECONDS
 
     @property
     def embedded_jobs(self) -> bool:
@@ -130,6 +148,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     return default if raw in (None, "") else float(raw)
+
+
+def _daily_time(raw: str) -> str:
+    """EXPIRY_DAILY_AT as HH:MM; raises ValueError naming the setting otherwise."""
+    hours, _, minutes = raw.partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
+        raise ValueError(f"EXPIRY_DAILY_AT must be HH:MM, got {raw!r}")
+    return f"{int(hours):02d}:{int(minutes):02d}"
+
+
 GENERATED_SECRETS = ("DISBURSE_DATA_KEY", "DISBURSE_CODE_KEY", "DISBURSE_SESSION_SECRET")
 
 
@@ -225,6 +253,15 @@ def load(env: Mapping[str, str]) -> Settings:
         sms_gateway_key=env.get("SMS_GATEWAY_KEY", "").encode(),
         metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"]) if env.get("PROMETHEUS_MULTIPROC_DIR")
         else None,
+        sweep_outbox_every_seconds=_int(env, "SWEEP_OUTBOX_EVERY_SECONDS",
+                                        SWEEP_OUTBOX_EVERY_SECONDS),
+        query_in_doubt_every_seconds=_int(env, "QUERY_IN_DOUBT_EVERY_SECONDS",
+                                          QUERY_IN_DOUBT_EVERY_SECONDS),
+        collect_files_every_seconds=_int(env, "COLLECT_FILES_EVERY_SECONDS",
+                                         COLLECT_FILES_EVERY_SECONDS),
+        expiry_daily_at=_daily_time(env.get("EXPIRY_DAILY_AT") or EXPIRY_DAILY_AT),
+        scheduler_lease_seconds=_int(env, "SCHEDULER_LEASE_SECONDS", SCHEDULER_LEASE_SECONDS),
+        worker_ttl_seconds=_int(env, "WORKER_TTL_SECONDS", WORKER_TTL_SECONDS),
     )
 
 

@@ -19,6 +19,7 @@ from disbursement.cli import (
     files,
     observability,
     officers,
+    operations,
     partners,
     recon,
     routing,
@@ -59,7 +60,7 @@ def db_upgrade(obj: Ctx) -> None:
 @click.option("--burst", is_flag=True, help="exit when the queue is empty")
 @click.pass_obj
 def worker(obj: Ctx, burst: bool) -> None:
-    """Run an RQ worker on REDIS_URL."""
+    """Run an RQ worker on REDIS_URL (it heartbeats every WORKER_TTL_SECONDS - 15)."""
     if not obj.svc.settings.redis_url:
         fail("REDIS_URL is not set: in the embedded mode jobs run in-process", EXIT_INPUT)
     queue = RQJobQueue(obj.svc.settings.redis_url)
@@ -108,6 +109,7 @@ for area_group in (
     routing.service_points, routing.routing,
     observability.monitor,
     simulators.simulator,
+    operations.scheduler, operations.recover_command,
 ):
     main.add_command(area_group)
 

@@ -13,6 +13,7 @@ JOBS: dict[JobName, Callable[..., object]] = {
     JobName.NOTIFY_CHUNK: tasks.notify_chunk,
     JobName.RUN_EXPIRY: tasks.run_expiry,
     JobName.QUERY_IN_DOUBT: tasks.query_in_doubt,
+    JobName.SWEEP_OUTBOX: tasks.sweep_outbox,
     JobName.RUN_PLAN: console_tasks.run_plan,
     JobName.RUN_IMPORT: console_tasks.run_import,
     JobName.COLLECT_PARTNER_FILES: file_tasks.collect_partner_files,

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 
 from redis import Redis
 from rq import Queue, Retry, Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from disbursement.domain.backoff import schedule, whole_seconds
 from disbursement.jobs.catalog import perform
+from disbursement.jobs.lease import lease_ttl_seconds
 from disbursement.jobs.worker import ENTRY_POINTS
 from disbursement.services.ports import JobName, JobQueue, Services
 
@@ -26,6 +30,15 @@ RQ_RETRIES, RQ_RETRY_BASE_SECONDS, RQ_RETRY_CAP_SECONDS = 5, 2.0, 300.0
 IN_PROCESS_RETRIES, IN_PROCESS_RETRY_BASE_SECONDS, IN_PROCESS_RETRY_CAP_SECONDS = 5, 0.2, 4.0
 # The dashboard and the readiness check must answer even when Redis does not.
 FIGURES_TIMEOUT_SECONDS = 2
+# A job waiting, running or waiting for its retry: enqueueing it again adds nothing.
+LIVE_JOB_STATES = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED,
+                             JobStatus.DEFERRED})
+
+
+def job_id(job: JobName, args: tuple[int | str, ...]) -> str:
+    """One RQ job id per job and arguments (`dispatch_chunk-42`): the sweeper
+    may enqueue an outbox item every 30 s without piling up copies of it."""
+    return "-".join([job.value, *(re.sub(r"[^A-Za-z0-9_]", "_", str(a)) for a in args)])
 
 
 class RQJobQueue:
@@ -39,9 +52,22 @@ class RQJobQueue:
         self.queue = Queue(QUEUE_NAME, connection=self.connection, serializer=JSONSerializer)
 
     def enqueue(self, job: JobName, *args: int | str) -> None:
+        """Queues `job` unless the same job with the same ids is already waiting
+        or running (jobs are idempotent: a second copy would only cost time). A
+        finished or failed copy is replaced."""
+        identity = job_id(job, args)
+        try:
+            previous = Job.fetch(identity, connection=self.connection,
+                                 serializer=JSONSerializer)
+        except NoSuchJobError:
+            previous = None
+        if previous is not None:
+            if previous.get_status(refresh=False) in LIVE_JOB_STATES:
+                return
+            previous.delete()
         intervals = whole_seconds(schedule(RQ_RETRIES, RQ_RETRY_BASE_SECONDS,
                                            RQ_RETRY_CAP_SECONDS))
-        self.queue.enqueue(ENTRY_POINTS[job], *args,
+        self.queue.enqueue(ENTRY_POINTS[job], *args, job_id=identity,
                            retry=Retry(max=RQ_RETRIES, interval=intervals))
 
     def drain(self, timeout_seconds: float = 600) -> None:
@@ -53,11 +79,15 @@ class RQJobQueue:
             time.sleep(0.1)
 
     def figures(self) -> dict[str, int]:
-        """Raises redis.exceptions.ConnectionError when Redis does not answer."""
+        """Jobs waiting, live workers (registered and heard within their TTL: a
+        worker killed with SIGKILL stays in RQ's set until a cleaning, but its
+        key expires) and the scheduler's lease. Raises
+        redis.exceptions.ConnectionError when Redis does not answer."""
         with Redis.from_url(self.redis_url, socket_timeout=FIGURES_TIMEOUT_SECONDS) as connection:
             waiting = Queue(QUEUE_NAME, connection=connection)
             return {"rq_queued": waiting.count,
-                    "rq_workers": Worker.count(connection=connection, queue=waiting)}
+                    "rq_workers": len(Worker.all(queue=waiting)),
+                    "scheduler_lease_ttl_seconds": lease_ttl_seconds(connection)}
 
 
 class InProcessJobQueue:
@@ -69,11 +99,18 @@ class InProcessJobQueue:
         self.name = "in-process"
         self._services = services
         self._jobs: queue.Queue[tuple[JobName, tuple[int | str, ...]]] = queue.Queue()
+        # Jobs waiting to start: the same job with the same ids is not queued twice.
+        self._waiting: set[tuple[JobName, tuple[int | str, ...]]] = set()
+        self._waiting_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="in-process-jobs", daemon=True)
         self._thread.start()
         self.failures: list[str] = []
 
     def enqueue(self, job: JobName, *args: int | str) -> None:
+        with self._waiting_lock:
+            if (job, args) in self._waiting:
+                return
+            self._waiting.add((job, args))
         self._jobs.put((job, args))
 
     def drain(self, timeout_seconds: float = 600) -> None:
@@ -89,6 +126,8 @@ class InProcessJobQueue:
     def _run(self) -> None:
         while True:
             job, args = self._jobs.get()
+            with self._waiting_lock:
+                self._waiting.discard((job, args))
             try:
                 self._perform_with_retries(job, args)
             finally:

@@ -32,6 +32,12 @@ def run_expiry(svc: Services, as_of: str | None = None) -> dict:
     return expiry.run(svc, users.SYSTEM, day).as_dict()
 
 
+def sweep_outbox(svc: Services) -> dict:
+    """Re-enqueues the due pending outbox items (the scheduler's job): the
+    dispatch work Redis lost comes back without anyone typing a command."""
+    return {"enqueued": len(dispatch.sweep(svc))}
+
+
 def query_in_doubt(svc: Services) -> dict:
     """Asks the partners about transfers in `sending` or `unknown` (the scheduler's job)."""
     return recovery.query_in_doubt(svc).as_dict()

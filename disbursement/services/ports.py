@@ -38,6 +38,7 @@ class JobName(StrEnum):
     COLLECT_ALL_PARTNER_FILES = "collect_all_partner_files"
     RUN_EXPIRY = "run_expiry"
     QUERY_IN_DOUBT = "query_in_doubt"
+    SWEEP_OUTBOX = "sweep_outbox"
 
 
 class JobQueue(Protocol):

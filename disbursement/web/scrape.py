@@ -75,6 +75,10 @@ class ServiceStateCollector(Collector):
                                     labels=["queue"]),
             "workers": GaugeMetricFamily("disburse_rq_workers", "RQ workers registered",
                                          labels=["queue"]),
+            "scheduler": GaugeMetricFamily(
+                "disburse_scheduler_active",
+                "1 while a `disburse scheduler` holds its lease (0: nothing sweeps the outbox, "
+                "queries transfers in doubt or runs the expiry)"),
             "breaker": GaugeMetricFamily("disburse_partner_breaker_open",
                                          "1 when the partner's circuit breaker is open",
                                          labels=["partner"]),
@@ -103,6 +107,7 @@ class ServiceStateCollector(Collector):
             rq = svc.queue.figures()
             f["rq"].add_metric([svc.queue.name], rq["rq_queued"])
             f["workers"].add_metric([svc.queue.name], rq["rq_workers"])
+            f["scheduler"].add_metric([], 1 if rq["scheduler_lease_ttl_seconds"] > 0 else 0)
 
 
 def _fill_transfers(f: Families, state: ServiceState, partners: list[str]) -> None:

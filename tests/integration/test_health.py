@@ -53,6 +53,7 @@ def test_embedded_mode_is_ready_with_jobs_in_process(sqlite_svc):
     assert body["checks"]["migrations"]["ok"]
     assert "at head" in body["checks"]["migrations"]["detail"]
     assert body["checks"]["workers"] == {"ok": True, "detail": "in-process"}
+    assert body["checks"]["scheduler"] == {"ok": True, "detail": "in-process"}
     assert body["checks"]["redis"]["detail"] == "not configured: jobs run in-process"
 
 
@@ -95,7 +96,7 @@ def test_redis_unreachable_is_not_ready(pg_url, tmp_path):
         ready = client.get("/readyz")
         assert ready.status_code == 503
         body = ready.get_json()
-        assert _failed(body) == {"redis", "workers"}
+        assert _failed(body) == {"redis", "workers", "scheduler"}
         assert body["checks"]["redis"]["detail"].startswith("ConnectionError")
         assert body["checks"]["workers"]["detail"] == "Redis unreachable"
     finally:
@@ -114,19 +115,24 @@ def test_ready_only_once_an_rq_worker_is_registered(pg_url, redis_url, tmp_path)
     try:
         ready = client.get("/readyz")
         assert ready.status_code == 503
-        assert _failed(ready.get_json()) == {"workers"}
+        assert _failed(ready.get_json()) == {"workers", "scheduler"}
         assert ready.get_json()["checks"]["workers"]["detail"] == \
             "no RQ worker registered on the queue"
         worker = subprocess.Popen([sys.executable, "-m", "disbursement.cli", "worker"], env=env,
                                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        scheduler = subprocess.Popen([sys.executable, "-m", "disbursement.cli", "scheduler"],
+                                     env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
         try:
             ready = wait_until(lambda: _ready_once_registered(client, worker),
                                "/readyz answers 200 once the worker registers",
                                timeout=WORKER_REGISTERED_SECONDS)
             assert ready.get_json()["checks"]["workers"] == {
                 "ok": True, "detail": "1 RQ worker(s) registered"}
+            assert ready.get_json()["checks"]["scheduler"]["ok"]
         finally:
-            worker.terminate()
-            worker.wait(timeout=30)
+            for process in (worker, scheduler):
+                process.terminate()
+                process.wait(timeout=30)
     finally:
         svc.engine.dispose()

@@ -1,7 +1,10 @@
 """Readiness checks: can this process do useful work right now?
 
 Each check answers {"ok": bool, "detail": str}; none raises. A check that does
-not apply (no Redis in the embedded mode) is ok and says why."""
+not apply (no Redis in the embedded mode) is ok and says why. With Redis, the
+service is ready when the database is at head, Redis answers, at least one RQ
+worker is alive (heard within its TTL) and a scheduler holds its lease (it
+renews it every few seconds, so a held lease means it ran just now)."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -37,6 +40,7 @@ def check(svc) -> dict[str, dict]:
     if not svc.settings.redis_url:
         checks["redis"] = _result(True, "not configured: jobs run in-process")
         checks["workers"] = _result(True, "in-process")
+        checks["scheduler"] = _result(True, "in-process")
         return checks
     try:
         figures = svc.queue.figures()
@@ -44,10 +48,20 @@ def check(svc) -> dict[str, dict]:
         workers = figures["rq_workers"]
         checks["workers"] = _result(workers > 0, f"{workers} RQ worker(s) registered"
                                     if workers else "no RQ worker registered on the queue")
+        checks["scheduler"] = _scheduler(figures["scheduler_lease_ttl_seconds"],
+                                         svc.settings.scheduler_lease_seconds)
     except Exception as exc:
         checks["redis"] = _failure(exc)
         checks["workers"] = _result(False, "Redis unreachable")
+        checks["scheduler"] = _result(False, "Redis unreachable")
     return checks
+
+
+def _scheduler(lease_ttl_seconds: int, lease_seconds: int) -> dict:
+    if lease_ttl_seconds <= 0:
+        return _result(False, "no scheduler holds the lease: run `disburse scheduler`")
+    renewed = max(lease_seconds - lease_ttl_seconds, 0)
+    return _result(True, f"active, lease renewed {renewed}s ago")
 
 
 @lru_cache(maxsize=1)
