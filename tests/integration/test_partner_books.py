@@ -14,10 +14,12 @@ import json
 from datetime import timedelta
 
 import pytest
+from alembic import command
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
-from disbursement.db.models import Transfer, utcnow
+from disbursement.db.migrate import alembic_config, upgrade
+from disbursement.db.models import LedgerPosting, Transfer, utcnow
 from disbursement.db.models.ledger import ReconException
 from disbursement.domain.books import Disagreement
 from disbursement.domain.states import TransferStatus as S
@@ -25,6 +27,7 @@ from disbursement.services.ledger import postings as ledger
 from disbursement.services.tracking import confirmations
 from disbursement.web.app import create_app
 from reconciliation import exceptions, reconcile
+from tests.conftest import create_officers
 from tests.support.cli import run_cli
 from tests.support.recon_world import build_world, csv_statement
 
@@ -167,3 +170,41 @@ def test_check_is_scoped_to_a_cycle(world, officers):
         assert ledger.check(session, "asd", "2026-12").books.first == {
             Disagreement.PAID_WITHOUT_PAYMENT_POSTING: [r[0]]}
         assert ledger.check(session, "asd", "2027-01").books.agree
+
+
+def _migrate(svc, direction: str, revision: str) -> None:
+    cfg = alembic_config(svc.settings.database_url)
+    with svc.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        getattr(command, direction)(cfg, revision)
+
+
+def test_upgrade_links_earlier_payments_only_where_the_ledger_agreed(pg_svc, households_csv,
+                                                                     redis_url):
+    """Transfers paid before migration 0008 get the last payment posting of
+    their cycle and partner where the ledger's paid figure equals theirs; where
+    it does not, they stay unlinked and the check names them."""
+    officers = create_officers(pg_svc)
+    world = build_world(pg_svc, officers, households_csv, redis_url)
+    barid, cashplus = world.refs[PARTNER][:3], world.refs["CASHPLUS"][:2]
+    _confirm(world, barid[:2], "paid")
+    _confirm(world, [barid[2]], "paid")
+    confirmations.apply(pg_svc, "CASHPLUS", [
+        {"event_id": None, "reference": r, "status": "paid", "occurred_at": None,
+         "reason": None, "service_point": None} for r in cashplus])
+    with pg_svc.uow() as session:   # CASHPLUS's ledger says more was paid than its transfers
+        ledger.post(session, "payment", "asd", "2026-12", "CASHPLUS", "stray",
+                    [("paid:asd", 100), ("clearing:CASHPLUS", -100)])
+        session.commit()
+    _migrate(pg_svc, "downgrade", "0007")
+    try:
+        _migrate(pg_svc, "upgrade", "0008")
+    finally:
+        upgrade(pg_svc.engine)
+    with pg_svc.uow() as session:
+        last_barid = session.execute(select(func.max(LedgerPosting.id)).where(
+            LedgerPosting.kind == "payment", LedgerPosting.partner_code == PARTNER)).scalar_one()
+        linked = dict(session.execute(select(Transfer.reference, Transfer.payment_posting_id)
+                                      .where(Transfer.status == S.PAID.value)).all())
+    assert linked == {**dict.fromkeys(barid, last_barid), **dict.fromkeys(cashplus)}
+    assert _books(pg_svc).first == {Disagreement.PAID_WITHOUT_PAYMENT_POSTING: cashplus}
