@@ -85,12 +85,17 @@ def _disagreeing(kind: Disagreement, scope: _Scope) -> Select:
                                           ReconException.type == Transfer.recon_outcome,
                                           ReconException.posting_id.is_not(None)))
     if scope.program or scope.period:
-        cycle = select(PaymentInstruction.id)
+        # A scalar subquery, one primary-key lookup per disagreeing transfer:
+        # PostgreSQL cannot estimate how few rows a partial index holds, and
+        # given a join or IN it hashes every instruction of the cycle (16 s at
+        # 4 million, against 0.1 s this way).
+        of_cycle = select(PaymentInstruction.id).where(
+            PaymentInstruction.id == Transfer.instruction_id)
         if scope.program:
-            cycle = cycle.where(PaymentInstruction.program == scope.program)
+            of_cycle = of_cycle.where(PaymentInstruction.program == scope.program)
         if scope.period:
-            cycle = cycle.where(PaymentInstruction.period == scope.period)
-        stmt = stmt.where(Transfer.instruction_id.in_(cycle))
+            of_cycle = of_cycle.where(PaymentInstruction.period == scope.period)
+        stmt = stmt.where(of_cycle.scalar_subquery().is_not(None))
     return stmt
 
 
@@ -115,6 +120,11 @@ def compare(session: Session, program: str | None = None, period: str | None = N
     scope = _Scope(program, period, now)
     for kind, total in report.by_kind().items():
         if total:
-            stmt = _disagreeing(Disagreement(kind), scope).order_by(Transfer.id).limit(first)
-            report.first[kind] = [reference for _, _, reference in session.execute(stmt)]
+            # Materialized first: ordered by id, PostgreSQL would walk the
+            # primary key through millions of rows, taking the partial index
+            # for far fuller than it is.
+            found = _disagreeing(Disagreement(kind), scope).cte("found").prefix_with(
+                "MATERIALIZED")
+            stmt = select(found.c.reference).order_by(found.c.id).limit(first)
+            report.first[kind] = list(session.execute(stmt).scalars())
     return report
