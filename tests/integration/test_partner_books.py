@@ -27,8 +27,9 @@ from disbursement.services.ledger import postings as ledger
 from disbursement.services.tracking import confirmations
 from disbursement.web.app import create_app
 from reconciliation import exceptions, reconcile
-from tests.conftest import create_officers
+from tests.conftest import PASSWORD, create_officers
 from tests.support.cli import run_cli
+from tests.support.console import Officer, console_app
 from tests.support.recon_world import build_world, csv_statement
 
 pytestmark = pytest.mark.integration
@@ -208,3 +209,19 @@ def test_upgrade_links_earlier_payments_only_where_the_ledger_agreed(pg_svc, hou
                                       .where(Transfer.status == S.PAID.value)).all())
     assert linked == {**dict.fromkeys(barid, last_barid), **dict.fromkeys(cashplus)}
     assert _books(pg_svc).first == {Disagreement.PAID_WITHOUT_PAYMENT_POSTING: cashplus}
+
+
+def test_the_reports_page_shows_the_disagreements(pg_svc, households_csv, redis_url):
+    officers = create_officers(pg_svc)
+    world = build_world(pg_svc, officers, households_csv, redis_url)
+    r = world.refs[PARTNER]
+    reader = Officer(console_app(pg_svc))
+    assert reader.login("maker", PASSWORD).status_code == 303
+    page = reader.get("/console/reports").get_data(as_text=True)
+    assert "The partners' books agree with ours." in page
+    world.move(r[:2], S.UNKNOWN, S.QUEUED)
+    _partner_says(world, r[:2], "paid")
+    page = reader.get("/console/reports").get_data(as_text=True)
+    row = page[page.index(f'data-partner="{PARTNER}" '
+                          'data-disagreement="paid_at_partner_not_here"'):]
+    assert row.index(f'<td class="num">2</td><td><code>{r[0]} {r[1]}</code>') < row.index("</tr>")
