@@ -84,8 +84,10 @@ def setup(svc, transfers: int) -> None:
     with svc.uow() as session:
         total = session.execute(text("SELECT sum(amount_centimes) FROM transfers")).scalar_one()
         ledger.post_release(session, "asd", "2026-12", PARTNER, int(total), 1)
-        ledger.post(session, "payment", "asd", "2026-12", PARTNER, "bench payments",
-                    [("paid:asd", int(total)), (f"clearing:{PARTNER}", -int(total))])
+        payment = ledger.post(session, "payment", "asd", "2026-12", PARTNER, "bench payments",
+                              [("paid:asd", int(total)), (f"clearing:{PARTNER}", -int(total))])
+        # Each paid transfer names its payment posting, as `ledger.post_payments` does.
+        session.execute(text("UPDATE transfers SET payment_posting_id = :p"), {"p": payment})
         session.commit()
 
 

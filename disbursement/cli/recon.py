@@ -1,7 +1,7 @@
 """Reconciliation, ledger, exceptions, expiry and reports (issue 4).
 
     disburse reconcile --partner P --statement FILE [--format csv|camt053|camt054|mt940]
-    disburse ledger check [--program P] [--period YYYY-MM] [--cycle ID] [--json]
+    disburse ledger check [--program P] [--period YYYY-MM] [--cycle ID] [--json] [--first N]
     disburse exceptions list|counts|show|resolve
     disburse expiry run [--as-of YYYY-MM-DD]
     disburse arrears list --program P
@@ -20,6 +20,7 @@ import click
 from disbursement.cli.context import EXIT_CHECK_FAILED, Ctx, domain_call
 from disbursement.domain.money import format_units
 from disbursement.domain.states import Role
+from disbursement.services.ledger import books as ledger_books
 from disbursement.services.ledger import postings as ledger_service
 from disbursement.services.ledger import reports
 from reconciliation import exceptions, reconcile, returns
@@ -65,17 +66,21 @@ def ledger() -> None:
 @click.option("--period", help="YYYY-MM")
 @click.option("--cycle", "cycle_id", type=int, help="a cycle id (instead of program + period)")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--first", default=ledger_books.FIRST_REFERENCES, show_default=True,
+              type=click.IntRange(min=0), help="references named per kind of disagreement")
 @click.pass_obj
 def ledger_check(obj: Ctx, program: str | None, period: str | None, cycle_id: int | None,
-                 as_json: bool) -> None:
+                 as_json: bool, first: int) -> None:
     """Prove released = paid + returned + outstanding (+ corrections) per cycle
-    and partner, every posting balanced, and the ledger agreeing with the
-    transfers; exit 4 naming the difference when not."""
+    and partner, every posting balanced, the ledger agreeing with the
+    transfers, and, transfer by transfer, the partners' books (what they
+    confirmed, what their statements say) and our ledger agreeing with our
+    states; exit 4 naming the difference (and the references) when not."""
     with obj.svc.uow() as session:
         if cycle_id is not None:
             where = domain_call(lambda: reports.scope(session, cycle_id))
             program, period = where.program, where.period
-        report = ledger_service.check(session, program, period)
+        report = ledger_service.check(session, program, period, first=first)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
@@ -208,3 +213,18 @@ def _print_ledger(report) -> None:
             click.echo(f"    {d}")
     if report.unbalanced_postings:
         click.echo(f"unbalanced postings: {report.unbalanced_postings}")
+    _print_books(report.books)
+
+
+def _print_books(books: ledger_books.BooksReport) -> None:
+    if books.agree:
+        click.echo("partners' books: agree with our states and ledger")
+        return
+    click.echo("partners' books: DISAGREE")
+    for partner, by_kind in sorted(books.counts.items()):
+        for kind, count in sorted(by_kind.items()):
+            click.echo(f"    {partner:<10} {kind}: {count}")
+    for kind, references in books.first.items():
+        total = books.by_kind()[kind]
+        more = f" (and {total - len(references)} more)" if total > len(references) else ""
+        click.echo(f"    {kind}: {' '.join(references)}{more}")

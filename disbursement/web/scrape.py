@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from disbursement.bootstrap import Services
+from disbursement.domain.books import Disagreement
 from disbursement.domain.states import TransferStatus
 from disbursement.services.monitoring.service_state import (
     IN_FLIGHT_STATES,
@@ -31,11 +32,12 @@ Families = dict[str, GaugeMetricFamily | CounterMetricFamily]
 class ServiceStateCollector(Collector):
     """Transfers by partner and state, the age of the oldest in-flight transfer
     per state, unknown outcomes, outbox and RQ queue depths, breakers,
-    reconciliation exceptions, and transfers and amounts paid (counters: `paid`
-    is terminal, so the sums only grow and `rate()` applies; an audited
-    reversal reads as a counter reset): a handful of GROUP BY queries per scrape. When
-    the database or Redis does not answer, `disburse_state_scrape_up` says 0
-    and the other metrics of /metrics are still served."""
+    reconciliation exceptions, disagreements with the partners' books, and
+    transfers and amounts paid (counters: `paid` is terminal, so the sums only
+    grow and `rate()` applies; an audited reversal reads as a counter reset): a
+    handful of GROUP BY queries per scrape. When the database or Redis does not
+    answer, `disburse_state_scrape_up` says 0 and the other metrics of /metrics
+    are still served."""
 
     def __init__(self, svc: Services | None) -> None:
         self.svc = svc
@@ -91,6 +93,11 @@ class ServiceStateCollector(Collector):
             "paid_amount": CounterMetricFamily(
                 "disburse_paid_amount_centimes", "Amount paid to beneficiaries, by partner",
                 labels=["partner", "currency"]),
+            "books": GaugeMetricFamily(
+                "disburse_books_disagreements",
+                "Transfers on which a partner's books (its confirmations, its statements) or our "
+                "ledger disagree with our states, by partner and kind",
+                labels=["partner", "kind"]),
             "up": GaugeMetricFamily("disburse_state_scrape_up",
                                     "1 when the database (and Redis) answered this scrape"),
         }
@@ -101,7 +108,8 @@ class ServiceStateCollector(Collector):
             raise RuntimeError("a collector built without services only describes")
         with svc.uow() as session:
             state = read_service_state(session)
-        _fill_transfers(f, state, sorted(set(svc.partners) | set(state.by_partner_state)))
+        _fill_transfers(f, state, sorted(set(svc.partners) | set(state.by_partner_state)
+                                         | set(state.disagreements)))
         _fill_queues(f, state)
         if svc.settings.redis_url:
             rq = svc.queue.figures()
@@ -117,6 +125,9 @@ def _fill_transfers(f: Families, state: ServiceState, partners: list[str]) -> No
             f["transfers"].add_metric([partner, status.value], counts.get(status.value, 0))
         f["unknown"].add_metric([partner], counts.get(TransferStatus.UNKNOWN.value, 0))
         f["breaker"].add_metric([partner], 1 if state.breakers.get(partner) == "open" else 0)
+        disagreeing = state.disagreements.get(partner, {})
+        for kind in Disagreement:
+            f["books"].add_metric([partner, kind.value], disagreeing.get(kind.value, 0))
     now = datetime.now(UTC)
     for in_flight in IN_FLIGHT_STATES:
         at = state.oldest_in_flight.get(in_flight)

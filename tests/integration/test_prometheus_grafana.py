@@ -68,7 +68,7 @@ def test_promtool_accepts_the_rules_and_their_unit_tests():
     checked = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True,
                              text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 9 rules found" in checked.stdout
+    assert "SUCCESS: 10 rules found" in checked.stdout
     tested = subprocess.run([promtool, "test", "rules", str(RULE_TESTS)], capture_output=True,
                             text=True, timeout=60)
     assert tested.returncode == 0, tested.stdout + tested.stderr
@@ -78,7 +78,7 @@ def test_rules_cover_the_operations_alerts():
     alerts = {name for name, _ in _rule_exprs()}
     assert {"PartnerDispatchErrorRateHigh", "TransfersStuckSent", "TransfersStuckUnknown",
             "LedgerImbalance", "UnknownOutcomesPilingUp", "DeadLettersPresent",
-            "PartnerBreakerOpen"} <= alerts
+            "PartnerBreakerOpen", "PartnerBooksDisagree"} <= alerts
 
 
 @pytest.mark.parametrize("source", ["dashboard", "rules"])
@@ -102,7 +102,8 @@ def test_dashboard_draws_what_monitors_watch():
                    "disburse_dispatch_errors_total", "disburse_dispatch_retries_total",
                    "disburse_partner_breaker_open", "disburse_outbox_items",
                    "disburse_rq_queued_jobs", "disburse_recon_exceptions",
-                   "disburse_ledger_difference_centimes"):
+                   "disburse_ledger_difference_centimes",
+                   "sum by (partner, kind) (disburse_books_disagreements)"):
         assert wanted in exprs, wanted
 
 

@@ -34,10 +34,15 @@ def _confirm(world, refs: list[str], status: str) -> None:
          "service_point": None} for r in refs])
 
 
-def _balanced_and_true(svc) -> None:
+def _balanced_and_true(svc, books_disagree: bool = False) -> None:
+    """The ledger balances and agrees with the transfers; the partners' books
+    agree with ours unless the test says they must not (statements that say
+    paid what we hold cancelled, expired...: `test_partner_books`)."""
     with svc.uow() as session:
         report = ledger.check(session)
-        assert report.balanced, [c.differences for c in report.cycles]
+        assert not report.unbalanced_postings
+        assert all(c.balanced for c in report.cycles), [c.differences for c in report.cycles]
+        assert report.books.agree != books_disagree, report.books
         expected = truth(session)
     got = {(c.period, c.partner): {"released": c.released, "paid": c.paid, "returned": c.returned}
            for c in report.cycles}
@@ -114,7 +119,11 @@ def test_every_outcome_of_a_csv_statement(world, officers):
     assert statuses["amount_over"] == "open"
     assert sorted(arrears) == sorted([world.transfer(r[6]).id, world.transfer(r[10]).id])
     assert funds_back == 3
-    _balanced_and_true(svc)
+    _balanced_and_true(svc, books_disagree=True)
+    with svc.uow() as session:   # paid at the partner; cancelled, expired, returned, rejected here
+        named = ledger.check(session).books.first
+    assert {k: set(v) for k, v in named.items()} == {
+        "on_statement_not_paid_here": {r[4], r[5], r[6], r[7]}}
 
 
 def test_expected_item_ages_escalates_after_the_sla_and_closes_on_a_later_statement(
@@ -151,7 +160,9 @@ def test_expected_item_ages_escalates_after_the_sla_and_closes_on_a_later_statem
                                 csv_statement([(r[0], amount[r[0]])], date(2026, 12, 6)),
                                 "s3.csv", officers.maker)
     assert _items(svc, third.statement_id) == [(r[0], "duplicate_line")]  # already reconciled
-    _balanced_and_true(svc)
+    _balanced_and_true(svc, books_disagree=True)
+    with svc.uow() as session:   # r[2]: paid here, left out by the statements past the SLA
+        assert ledger.check(session).books.first == {"paid_here_missing_from_statement": [r[2]]}
 
 
 def test_the_same_statement_twice_changes_nothing(world, officers):

@@ -4,12 +4,8 @@ process, exits non-zero naming the difference when the ledger disagrees with
 the transfers."""
 from __future__ import annotations
 
-import base64
 import csv
 import io
-import os
-import subprocess
-import sys
 from collections import defaultdict
 from datetime import date
 
@@ -26,8 +22,9 @@ from disbursement.services.ledger import reports
 from disbursement.services.tracking import confirmations
 from reconciliation import reconcile
 from reconciliation.matcher import ageing_bucket
-from tests.conftest import PARTNER_KEYS, create_officers
+from tests.conftest import create_officers
 from tests.support.api import Api
+from tests.support.cli import run_cli
 from tests.support.recon_world import PERIOD, PROGRAM, build_world, csv_statement
 
 pytestmark = pytest.mark.integration
@@ -132,21 +129,11 @@ def test_reports_over_the_api_in_each_format(world):
     assert api.call("GET", "/api/v1/reports/batch?cycle=999", "maker").status_code == 404
 
 
-def _cli(svc, tmp_path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATABASE_URL": svc.settings.database_url,
-           "DISBURSE_VAR_DIR": str(tmp_path),
-           "DISBURSE_DATA_KEY": base64.b64encode(svc.settings.data_key).decode(),
-           **{f"PARTNER_{c}_HMAC_KEYS": k for c, k in PARTNER_KEYS.items()}}
-    env.pop("REDIS_URL", None)
-    return subprocess.run([sys.executable, "-m", "disbursement.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
-
-
 def test_ledger_check_command_passes_then_names_a_difference(world, tmp_path):
     svc = world.svc
     with svc.uow() as session:
         cycle_id = session.execute(select(Cycle.id)).scalar_one()
-    ok = _cli(svc, tmp_path, "ledger", "check", "--cycle", str(cycle_id))
+    ok = run_cli(svc, tmp_path, "ledger", "check", "--cycle", str(cycle_id))
     assert ok.returncode == 0, ok.stderr
     assert "asd 2026-12 BARID" in ok.stdout and "DIFFERENCE" not in ok.stdout
 
@@ -154,7 +141,7 @@ def test_ledger_check_command_passes_then_names_a_difference(world, tmp_path):
         ledger.post(session, "payment", PROGRAM, PERIOD, "BARID", "stray",
                     [("paid:asd", 100), ("clearing:BARID", -100)])
         session.commit()
-    bad = _cli(svc, tmp_path, "ledger", "check", "--program", PROGRAM, "--period", PERIOD)
+    bad = run_cli(svc, tmp_path, "ledger", "check", "--program", PROGRAM, "--period", PERIOD)
     assert bad.returncode == 4
     assert "BARID" in bad.stdout and "DIFFERENCE" in bad.stdout
     assert "paid: ledger" in bad.stdout and "(difference 100)" in bad.stdout

@@ -42,8 +42,9 @@ amounts of the transfers in those states (returned: funds given back, see
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from sqlalchemy import case, func, insert, select
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -60,6 +61,7 @@ from disbursement.db.models import (
 from disbursement.db.models.ledger import FundReturn
 from disbursement.domain.errors import BadInput
 from disbursement.domain.states import RELEASED, BatchStatus, TransferStatus
+from disbursement.services.ledger import books
 
 # Postings whose clearing legs make the "released" figure: a release, net of
 # the cancellations that reverse it (disbursement.services.dispatch.cancellation).
@@ -165,16 +167,32 @@ def _by_cycle_and_partner(session: Session, transfer_ids: list[int], *extra):
 
 def post_payments(session: Session, transfer_ids: list[int], memo: str) -> None:
     """One payment posting per cycle and partner for the transfers just
-    confirmed paid, and one fee posting when they carry fees."""
+    confirmed paid, and one fee posting when they carry fees. Each transfer
+    names its payment posting (`payment_posting_id`): the ledger check holds
+    the ledger and the states to each other transfer by transfer."""
     for start in range(0, len(transfer_ids), 5_000):
-        rows = _by_cycle_and_partner(session, transfer_ids[start:start + 5_000],
-                                     func.sum(Transfer.fee_centimes))
+        chunk = transfer_ids[start:start + 5_000]
+        rows = _by_cycle_and_partner(session, chunk, func.sum(Transfer.fee_centimes))
         for program, period, partner, amount, fees in rows:
-            post(session, "payment", program, period, partner, memo,
-                 [(f"paid:{program}", int(amount)), (f"clearing:{partner}", -int(amount))])
+            posting_id = post(session, "payment", program, period, partner, memo,
+                              [(f"paid:{program}", int(amount)),
+                               (f"clearing:{partner}", -int(amount))])
+            _link_payment(session, chunk, program, period, partner, posting_id)
             if fees:
                 post(session, "fee", program, period, partner, f"fees: {memo}",
                      [(f"fees:{partner}", int(fees)), (f"budget:{program}", -int(fees))])
+
+
+def _link_payment(session: Session, transfer_ids: list[int], program: str, period: str,
+                  partner: str, posting_id: int) -> None:
+    in_cycle = (select(PaymentInstruction.id)
+                .where(PaymentInstruction.program == program,
+                       PaymentInstruction.period == period))
+    session.execute(update(Transfer)
+                    .where(Transfer.id.in_(transfer_ids), Transfer.partner_code == partner,
+                           Transfer.instruction_id.in_(in_cycle))
+                    .values(payment_posting_id=posting_id),
+                    execution_options={"synchronize_session": False})
 
 
 def post_returns(session: Session, transfer_ids: list[int], memo: str) -> None:
@@ -229,20 +247,26 @@ class CycleBalance:
 class LedgerReport:
     unbalanced_postings: list[int]
     cycles: list[CycleBalance]
+    books: books.BooksReport = field(default_factory=books.BooksReport)
 
     @property
     def balanced(self) -> bool:
-        return not self.unbalanced_postings and all(c.balanced for c in self.cycles)
+        return (not self.unbalanced_postings and all(c.balanced for c in self.cycles)
+                and self.books.agree)
 
     def as_dict(self) -> dict:
         return {"balanced": self.balanced, "unbalanced_postings": self.unbalanced_postings,
-                "cycles": [c.as_dict() for c in self.cycles]}
+                "cycles": [c.as_dict() for c in self.cycles], "books": self.books.as_dict()}
 
 
-def check(session: Session, program: str | None = None, period: str | None = None) -> LedgerReport:
+def check(session: Session, program: str | None = None, period: str | None = None,
+          now: datetime | None = None, first: int = books.FIRST_REFERENCES) -> LedgerReport:
     """Proves, per cycle and partner, released = paid + returned + outstanding
-    (+ corrections) in the ledger, that every posting is balanced, and that the
-    ledger agrees with the transfers' states. Sets the ledger gauges."""
+    (+ corrections) in the ledger, that every posting is balanced, that the
+    ledger agrees with the transfers' states, and, transfer by transfer, that
+    the partners' books (their confirmations and statements) and our ledger
+    agree with our states (`books`; `first` references named per kind). Sets
+    the ledger gauges."""
     unbalanced = list(session.execute(
         select(LedgerLine.posting_id).group_by(LedgerLine.posting_id, LedgerLine.currency)
         .having(func.sum(LedgerLine.amount_centimes) != 0)).scalars())
@@ -269,7 +293,7 @@ def check(session: Session, program: str | None = None, period: str | None = Non
                 bal.differences.append(f"{name}: ledger {value} != transfers {theirs} "
                                        f"(difference {value - theirs})")
         cycles.append(bal)
-    report = LedgerReport(unbalanced, cycles)
+    report = LedgerReport(unbalanced, cycles, books.compare(session, program, period, now, first))
     metrics.record_ledger_check(report)
     return report
 

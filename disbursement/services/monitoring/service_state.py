@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from disbursement.services.dispatch import partner_health
+from disbursement.services.ledger import books
 from disbursement.services.monitoring import dashboard
 
 # Transfers whose outcome is still awaited: their oldest age is an alert signal.
@@ -27,6 +28,8 @@ class ServiceState:
     breakers: dict[str, str]
     exceptions: dict[str, int]
     paid: list[dict]
+    # partner -> kind -> transfers on which the partner's books and ours disagree
+    disagreements: dict[str, dict[str, int]]
 
 
 def read_service_state(session: Session) -> ServiceState:
@@ -38,4 +41,5 @@ def read_service_state(session: Session) -> ServiceState:
         breakers=partner_health.breaker_states(session),
         exceptions=dashboard.exceptions_by_type(session),
         paid=dashboard.paid_by_partner(session),
+        disagreements=books.counts(session),
     )
