@@ -10,8 +10,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,21 +18,25 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import psycopg
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Worker
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from connectors import signing
 from connectors.simulators.journal import read
-from tests.chaos.stack import ROOT, Stack
+from disbursement.bootstrap import Services
+from disbursement.services.officers.users import Actor
+from reconciliation import expiry
+from tests.chaos.stack import Stack
 
 # Partner fault switches stay on this long (seconds), drawn per fault.
 SWITCH_SECONDS = (1.0, 4.0)
 # A killed process stays down this long before its supervisor restarts it.
 DOWN_SECONDS = (0.5, 3.0)
 # A worker kill or a PostgreSQL restart waits this long for a busy worker.
-BUSY_WAIT_SECONDS = 10.0
+BUSY_WAIT_SECONDS = 5.0
 REPLAY_SAMPLE = 60
 REPLAY_THREADS = 16
 CONTROL_TIMEOUT_SECONDS = 10
@@ -56,6 +58,8 @@ class World:
     partners' keys and URLs, and the seeded generator."""
 
     stack: Stack
+    svc: Services
+    operator: Actor
     env: dict[str, str]
     api: str
     keys: dict[str, str]
@@ -185,27 +189,24 @@ def gunicorn_worker_kill(world: World) -> str:
 
 def _in_flight(world: World) -> int:
     """Our transfers sent or available (confirmations still to come)."""
-    with psycopg.connect(world.env["DATABASE_URL"].replace("+psycopg", ""),
-                         connect_timeout=5) as conn:
-        row = conn.execute("SELECT count(*) FROM transfers "
-                           "WHERE status IN ('sent', 'available')").fetchone()
-    return row[0] if row else 0
+    with world.svc.engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM transfers "
+                                 "WHERE status IN ('sent', 'available')")).scalar_one()
 
 
 def expiry_during_callbacks(world: World) -> str:
-    # While confirmations are on their way: some transfers sent or available.
+    """The expiry job, run the day after the window closed for every transfer
+    sent or available now, while their confirmations are on their way."""
     deadline = time.monotonic() + BUSY_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        with contextlib.suppress(psycopg.Error):
-            if _in_flight(world):
-                break
+    in_flight = 0
+    while time.monotonic() < deadline and not in_flight:
+        with contextlib.suppress(SQLAlchemyError):
+            in_flight = _in_flight(world)
         time.sleep(0.05)
-    as_of = (datetime.now(UTC) + timedelta(days=EXPIRY_AS_OF_DAYS)).date().isoformat()
-    done = subprocess.run([sys.executable, "-m", "disbursement.cli", "expiry", "run",
-                           "--as-of", as_of], env=world.env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
-    outcome = done.stdout.strip()[-200:] or done.stderr.strip()[-200:]
-    return f"expiry run --as-of {as_of}: exit {done.returncode} {outcome}"
+    as_of = (datetime.now(UTC) + timedelta(days=EXPIRY_AS_OF_DAYS)).date()
+    report = expiry.run(world.svc, world.operator, as_of)
+    return (f"expiry run as of {as_of} with {in_flight} transfers sent or available: "
+            f"expired {report.expired}, {_in_flight(world)} in flight after")
 
 
 def callback_replay(world: World) -> str:

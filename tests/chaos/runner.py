@@ -44,7 +44,7 @@ PARTNERS = ("BARID", "CASHPLUS", "WAFACASH")
 OPERATOR = "chaos.operator"
 # Seconds between two faults, drawn uniformly; the fault itself takes its own time.
 FAULT_GAP_SECONDS = (0.2, 1.5)
-AUTO_ADVANCE_SECONDS = 1.0
+AUTO_ADVANCE_SECONDS = 2.0
 # Each partner call takes this long, so that a kill or a restart lands while a
 # chunk is at the partner (taken there, not yet committed here) often enough.
 PARTNER_LATENCY_MS = 200
@@ -110,7 +110,7 @@ def environment(work: Path, database_url: str, redis_url: str, keys: dict[str, s
             and k not in ("DATABASE_URL", "REDIS_URL")}
     # Small chunks and batches so that faults land in the middle of dispatch;
     # short backoff so that a run recovers within minutes.
-    chunk = max(50, min(1_000, households // 40))
+    chunk = max(50, min(500, households // 100))
     return {**base, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
             "DISBURSE_VAR_DIR": str(work / "var"), "DISBURSE_CONFIG_DIR": str(work / "config"),
             "DISBURSE_DATA_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
@@ -162,6 +162,7 @@ def _run(stack: Stack, work: Path, result: Run) -> None:
         users.create_user(session, users.SYSTEM, OPERATOR, env["DISBURSE_PASSWORD"],
                           [Role.ADMIN, Role.MAKER])
         session.commit()
+        operator = users.actor_by_name(session, OPERATOR)
     for seed, code in enumerate(PARTNERS, start=options.seed * 10):
         stack.simulator(code, int(sims[code].rsplit(":", 1)[1]),
                         f"{api}/api/v1/partners/{code}/confirmations", keys[code], seed,
@@ -187,7 +188,7 @@ def _run(stack: Stack, work: Path, result: Run) -> None:
     _timed(result, f"import {options.households:,}, plan, approve {result.batches} batches",
            started)
 
-    world = chaos_faults.World(stack, env, api, keys, sims, rng)
+    world = chaos_faults.World(stack, svc, operator, env, api, keys, sims, rng)
     started = time.monotonic()
     releaser = threading.Thread(target=_release_all, name="releaser",
                                 args=(svc, officers.maker, plan.batches_created, result,
@@ -214,10 +215,13 @@ def _run(stack: Stack, work: Path, result: Run) -> None:
 
 
 def _release_all(svc, maker, batch_ids: list[int], result: Run, fault_count: int) -> None:
-    """Releases the batches one by one over the first part of the fault window,
-    retrying a release that meets a fault (PostgreSQL restarting, Redis flushed)."""
-    spacing = fault_count * sum(FAULT_GAP_SECONDS) / 2 * RELEASE_SHARE / max(1, len(batch_ids))
-    for batch_id in batch_ids:
+    """Releases the batches one by one, paced by the faults injected so far so
+    that releases, dispatch and confirmations span RELEASE_SHARE of the faults;
+    a release that meets a fault (PostgreSQL restarting) is pressed again."""
+    for number, batch_id in enumerate(batch_ids):
+        due = number * fault_count * RELEASE_SHARE / max(1, len(batch_ids))
+        while len(result.faults) < due:
+            time.sleep(0.05)
         while True:
             try:
                 batches.release(svc, batch_id, maker)
@@ -226,7 +230,6 @@ def _release_all(svc, maker, batch_ids: list[int], result: Run, fault_count: int
                 result.release_retries += 1
                 log(f"release of batch {batch_id} failed ({type(exc).__name__}); retrying")
                 time.sleep(RELEASE_RETRY_SECONDS)
-        time.sleep(spacing)
 
 
 def _inject(world: chaos_faults.World, result: Run, started: float) -> None:

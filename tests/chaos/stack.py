@@ -131,30 +131,41 @@ class Stack:
     redis: dict = field(default_factory=dict)
     procs: dict[str, Proc] = field(default_factory=dict)
     closed: bool = False
+    synchronous_commit: str = ""
 
     # -- servers ------------------------------------------------------------
 
     def start_servers(self) -> tuple[str, str]:
         """Our own PostgreSQL and Redis; returns (database URL, Redis URL)."""
         self.pg = services.start_private_postgres(DATABASE)
-        # The private cluster runs with synchronous_commit off (fast tests). A
-        # crash of PostgreSQL (immediate restart) would then lose commits it
-        # acknowledged, which no production server does: turn it back on.
-        self.psql("ALTER SYSTEM SET synchronous_commit = on")
-        self.psql("SELECT pg_reload_conf()")
+        # The test servers run with synchronous_commit off, on their command
+        # line. A crash of PostgreSQL (immediate restart) would then lose
+        # commits it acknowledged, which no production server does: restart
+        # with it on (the default). fsync and full-page writes stay off: only
+        # processes die here, never the machine.
+        options = (f"-p {self.pg['port']} -c listen_addresses=127.0.0.1 "
+                   f"-c unix_socket_directories={self.pg['dir']} -c fsync=off "
+                   "-c full_page_writes=off -c max_connections=200")
+        self.restart_postgres("fast", options)
+        self.synchronous_commit = self.show("synchronous_commit")
+        if self.synchronous_commit != "on":
+            raise StackError(f"synchronous_commit is {self.synchronous_commit}, not on")
         self.redis = services.start_private_redis()
         return (f"postgresql+psycopg://postgres@127.0.0.1:{self.pg['port']}/{DATABASE}",
                 f"redis://127.0.0.1:{self.redis['port']}/0")
 
-    def psql(self, sql: str) -> None:
+    def show(self, setting: str) -> str:
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.pg['port']}/postgres",
                              autocommit=True) as conn:
-            conn.execute(sql)
+            row = conn.execute(f"SHOW {setting}").fetchone()
+        return str(row[0]) if row else ""
 
-    def restart_postgres(self, mode: str) -> None:
-        """pg_ctl restart -m fast|immediate: every connection is cut."""
+    def restart_postgres(self, mode: str, options: str | None = None) -> None:
+        """pg_ctl restart -m fast|immediate: every connection is cut. Without
+        `options`, the server keeps those it was started with."""
         services._run(services._as_pg_user(
             [self.pg["pg_ctl"], "-D", self.pg["datadir"], "-l", self.pg["logfile"], "-m", mode,
+             *(["-o", options] if options else []),
              "-w", "-t", str(PG_RESTART_SECONDS), "restart"]),
             cwd=self.pg["dir"], timeout=PG_RESTART_SECONDS + 30)
         self.pg["pid"] = services._read_postmaster_pid(self.pg["datadir"])
