@@ -41,6 +41,8 @@ def render(result: Run) -> str:
               f"- quiet (no pending outbox item, no undelivered callback, nothing open at the "
               f"partners): {'yes' if result.quiet else 'NO (timed out)'}",
               f"- process restarts: {restarts or 'none'}",
+              f"- processes a killed one left running at the end (e.g. an RQ worker's "
+              f"scheduler child): {result.orphans or 'none'}",
               "", "## Verdict", ""]
     lines += markdown(verdict) if verdict is not None else ["No verdict: the run stopped early."]
     return "\n".join(lines) + "\n"

@@ -78,6 +78,8 @@ class Run:
     verdict: Verdict | None = None
     replay_answers: dict[str, int] = field(default_factory=dict)
     restarts: dict[str, int] = field(default_factory=dict)
+    # processes a killed one left behind (an RQ worker's scheduler child), by name
+    orphans: dict[str, int] = field(default_factory=dict)
 
 
 def log(message: str) -> None:
@@ -133,6 +135,8 @@ def run(options: Options) -> Run:
             _run(stack, work, result)
         finally:
             result.restarts = {name: proc.starts - 1 for name, proc in stack.procs.items()}
+            result.orphans = {name: len(pids) for name, proc in stack.procs.items()
+                              if (pids := proc.orphans())}
     if not options.keep and options.work is None and result.verdict and result.verdict.ok:
         shutil.rmtree(work, ignore_errors=True)
     return result

@@ -48,6 +48,7 @@ class Proc:
     ready: str                        # "line": waits for `ready on`; "http:<url>": polls it
     popen: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    groups: list[int] = field(default_factory=list)
 
     def start(self) -> None:
         with self.log.open("ab") as log:
@@ -56,6 +57,7 @@ class Proc:
                 stdout=subprocess.PIPE if self.ready == "line" else log, stderr=log,
                 start_new_session=True)
         self.starts += 1
+        self.groups.append(self.popen.pid)      # leader of a new session and group
         if self.ready == "line":
             self._wait_ready_line()
         elif self.ready.startswith("http:"):
@@ -82,13 +84,20 @@ class Proc:
         return self.popen is not None and self.popen.poll() is None
 
     def kill(self) -> None:
-        """SIGKILL to the whole group: no cleanup, no goodbye."""
+        """SIGKILL to the process only, as the OOM killer or an operator's
+        kill -9 does: what it forked lives on (see `orphans`)."""
         if self.popen is None:
             return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.kill()
         self.popen.wait()
         self._release()
+
+    def orphans(self) -> list[int]:
+        """Processes left alive in the groups of earlier, killed runs of this one."""
+        current = self.popen.pid if self.popen is not None else None
+        return [pid for group in self.groups if group != current
+                for pid in _group_members(group)]
 
     def stop(self) -> None:
         """SIGTERM to the group, SIGKILL after STOP_SECONDS."""
@@ -103,9 +112,10 @@ class Proc:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait()
-        # Whatever it left in its group (a forked child) goes too.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
+        # Whatever it or an earlier, killed run left in their groups goes too.
+        for group in self.groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
         self._release()
 
     def _release(self) -> None:
@@ -239,6 +249,20 @@ def open_stack(work: Path) -> Iterator[Stack]:
         stack.close()
         signal.signal(signal.SIGTERM, previous)
         atexit.unregister(stack.close)
+
+
+def _group_members(group: int) -> list[int]:
+    """Live processes whose process group is `group` (from /proc)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # after the command: state, ppid, pgrp
+        if fields[0] != "Z" and int(fields[2]) == group:
+            members.append(int(stat.parent.name))
+    return members
 
 
 def free_ports(count: int) -> list[int]:
