@@ -20,6 +20,7 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -29,6 +30,7 @@ from werkzeug.serving import make_server
 
 from connectors import signing
 from connectors.base import PartnerStatus
+from connectors.simulators.journal import Journal
 from connectors.simulators.rest_book import FaultError, Faults, PartnerBook
 from connectors.simulators.rest_callbacks import CallbackSender, KeyRing, parse_keys
 from connectors.simulators.rest_statement import render_statement
@@ -283,6 +285,7 @@ def serve(simulator: Simulator, app: Flask, host: str, port: int,
         advancer.stop()
         server.server_close()
         simulator.sender.close()
+        simulator.book.close()
     if crashed.is_set():
         raise SystemExit(1)
 
@@ -309,6 +312,10 @@ _COUNT = click.IntRange(min=0)
 @click.option("--auto-advance", "auto_advance_seconds", type=click.FloatRange(min=0),
               default=0.0, show_default=True, help="Seconds between advances; 0 = off.")
 @click.option("--callback-batch", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Append-only journal (JSON lines, fsynced before each "
+                                 "answer); an existing one is reloaded: book and "
+                                 "unacknowledged callbacks.")
 @click.option("--latency-ms", type=_COUNT, default=0)
 @click.option("--error-rate", type=_RATE, default=0.0)
 @click.option("--timeout-rate", type=_RATE, default=0.0)
@@ -324,13 +331,26 @@ _COUNT = click.IntRange(min=0)
 @click.option("--statement-duplicate-lines", type=_COUNT, default=0)
 def rest_command(port: int, host: str, partner_code: str, callback_url: str,
                  key_env: str | None, seed: int, auto_advance_seconds: float,
-                 callback_batch: int, **fault_options: Any) -> None:
+                 callback_batch: int, journal_path: Path | None,
+                 **fault_options: Any) -> None:
     """Run a simulated payment institution speaking the REST partner protocol."""
     keys, faults = simulator_setup(partner_code, callback_url, key_env, fault_options)
-    book = PartnerBook(partner_code, seed, faults)
+    book = open_book(partner_code, seed, faults, journal_path)
     sender = CallbackSender(book, callback_url, keys, callback_batch)
     simulator = Simulator(book, sender, keys)
     serve(simulator, create_app(simulator), host, port, auto_advance_seconds)
+
+
+def open_book(partner_code: str, seed: int, faults: Faults, journal_path: Path | None,
+              two_step: bool = True) -> PartnerBook:
+    """The partner's book; with a journal, reloaded from it when it exists."""
+    if journal_path is None:
+        return PartnerBook(partner_code, seed, faults, two_step)
+    journal, state = Journal.open(journal_path)
+    book = PartnerBook(partner_code, seed, faults, two_step, journal)
+    book.restore(state)
+    journal.started(partner_code)
+    return book
 
 
 def simulator_setup(partner_code: str, callback_url: str, key_env: str | None,

@@ -4,7 +4,8 @@ the confirmations it still owes us, and the faults it is told to show.
 Plain Python apart from the Flask app so a partner's rules (validation,
 idempotency by reference, the order of status changes) read on one screen.
 One lock guards everything: the app runs on a threaded server and the
-auto-advance thread changes the same book.
+auto-advance thread changes the same book. With a journal, every change is
+written and fsynced before the lock is let go, so before the partner answers.
 """
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ import random
 import re
 import threading
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.base import PartnerStatus
+from connectors.simulators.journal import Journal, JournalState
 
 REFERENCE_PATTERN = re.compile(r"[A-Z0-9]{1,16}")
 CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
@@ -129,7 +132,7 @@ class PartnerBook:
     """The partner's in-memory ledger. Every public method takes the lock."""
 
     def __init__(self, partner_code: str, seed: int, faults: Faults,
-                 two_step: bool = True) -> None:
+                 two_step: bool = True, journal: Journal | None = None) -> None:
         self.partner_code = partner_code
         # Cash partners make funds available, then the beneficiary collects;
         # a wallet credit is final at once (no `available` step).
@@ -151,6 +154,62 @@ class PartnerBook:
         self._callbacks_delivered = 0
         self._callback_requests = 0
         self._last_callback_error: str | None = None
+        self._journal = journal
+
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """The lock, and the journal's records of the change made under it
+        written and fsynced before it is let go."""
+        with self._lock:
+            try:
+                yield
+            finally:
+                if self._journal is not None:
+                    self._journal.commit()
+
+    def _record(self, record: dict[str, Any]) -> None:
+        if self._journal is not None:
+            self._journal.add(record)
+
+    def _record_transfer(self, held: HeldTransfer) -> None:
+        if self._journal is not None:
+            self._journal.add({"t": "transfer", "reference": held.reference,
+                               "amount_centimes": held.amount_centimes,
+                               "currency": held.currency, "status": held.status.value,
+                               "fate": held.fate.value if held.fate else None,
+                               "reason": held.reason, "service_point": held.service_point,
+                               "value_date": held.value_date,
+                               "instructed_point": held.instructed_point,
+                               "withdrawal_code": held.withdrawal_code})
+
+    def _queue(self, event: dict[str, Any]) -> None:
+        self._pending.append(event)
+        self._record({"t": "callback", "event": event})
+
+    def close(self) -> None:
+        """Closes the journal (everything in it is already durable)."""
+        with self._lock:
+            if self._journal is not None:
+                self._journal.close()
+
+    def restore(self, state: JournalState) -> None:
+        """Takes back the book a journal replays to (a restart after a kill):
+        the transfers and their fates, and the confirmations still owed."""
+        with self._lock:
+            for entry in state.transfers.values():
+                held = HeldTransfer(entry["reference"], entry["amount_centimes"],
+                                    entry["currency"], PartnerStatus(entry["status"]),
+                                    Fate(entry["fate"]) if entry["fate"] else None,
+                                    entry["reason"], entry["service_point"],
+                                    entry["value_date"], entry["instructed_point"],
+                                    entry["withdrawal_code"])
+                self._transfers[held.reference] = held
+                if _still_open(held):
+                    self._to_advance.add(held.reference)
+            self._pending.extend(dict(event, status=PartnerStatus(event["status"]))
+                                 for event in state.pending)
+            self._duplicate_sends = state.duplicate_sends
+            self._conflicting_duplicates = state.conflicting_duplicates
 
     # -- faults ---------------------------------------------------------------
 
@@ -172,7 +231,7 @@ class PartnerBook:
     # -- the partner API ----------------------------------------------------
 
     def receive(self, items: Sequence[Any]) -> list[dict[str, Any]]:
-        with self._lock:
+        with self._changing():
             return [self._receive_one(item) for item in items]
 
     def _receive_one(self, item: Any) -> dict[str, Any]:
@@ -185,9 +244,11 @@ class PartnerBook:
         if held is not None:
             # Idempotent by reference: a resend reports, never creates.
             self._duplicate_sends += 1
-            if (held.amount_centimes, held.currency) != (item["amount_centimes"],
-                                                         item["currency"]):
-                self._conflicting_duplicates += 1
+            conflicting = (held.amount_centimes, held.currency) != (item["amount_centimes"],
+                                                                    item["currency"])
+            self._conflicting_duplicates += conflicting
+            self._record({"t": "duplicate", "reference": reference,
+                          "conflicting": conflicting})
             return {"reference": reference, "status": held.status, "reason": held.reason}
         held = HeldTransfer(reference, item["amount_centimes"], item["currency"],
                             instructed_point=item.get("service_point"),
@@ -198,8 +259,10 @@ class PartnerBook:
             code = self._reject_next.popleft()
             held.status, held.fate = PartnerStatus.REJECTED, Fate.REJECTED
             held.reason = f"{code} {REASON_TEXTS.get(code, 'rejected by the partner')}"
+            self._record_transfer(held)
             return {"reference": reference, "status": held.status, "reason": held.reason}
         self._to_advance.add(reference)
+        self._record_transfer(held)
         return {"reference": reference, "status": PartnerStatus.RECEIVED, "reason": None}
 
     def reject_next(self, reason_code: str, count: int = 1) -> None:
@@ -228,13 +291,14 @@ class PartnerBook:
 
     def cancel(self, reference: str) -> PartnerStatus | None:
         """The status after the attempt, or None for a reference never received."""
-        with self._lock:
+        with self._changing():
             held = self._transfers.get(reference)
             if held is None:
                 return None
             if held.status in CANCELLABLE:
                 held.status = PartnerStatus.CANCELLED
                 self._to_advance.discard(reference)
+                self._record_transfer(held)
             return held.status
 
     # -- time passing -------------------------------------------------------
@@ -244,12 +308,12 @@ class PartnerBook:
 
         Returns the number of confirmations queued, by status.
         """
-        with self._lock:
+        with self._changing():
             queued: Counter[str] = Counter()
             # Sorted so the seeded draws land on the same transfers every run.
             for reference in sorted(self._to_advance):
                 for event in self._advance_one(self._transfers[reference], now):
-                    self._pending.append(event)
+                    self._queue(event)
                     queued[event["status"]] += 1
             self._to_advance = {ref for ref in self._to_advance
                                 if _still_open(self._transfers[ref])}
@@ -284,7 +348,7 @@ class PartnerBook:
         if target not in FORCE_TARGETS:
             raise FaultError(f"cannot advance to {target}: one of "
                              f"{', '.join(sorted(t.value for t in FORCE_TARGETS))}")
-        with self._lock:
+        with self._changing():
             chosen = sorted(self._to_advance if references is None else references)
             queued: Counter[str] = Counter()
             for reference in chosen:
@@ -292,7 +356,7 @@ class PartnerBook:
                 if held is None:
                     continue
                 for event in self._force_one(held, target, now):
-                    self._pending.append(event)
+                    self._queue(event)
                     queued[event["status"]] += 1
             self._to_advance = {ref for ref in self._to_advance
                                 if _still_open(self._transfers[ref])}
@@ -335,6 +399,7 @@ class PartnerBook:
         # A transfer reaches each status at most once, so reference + status
         # names the transition uniquely and stays stable across resends.
         status = held.status
+        self._record_transfer(held)
         return {"event_id": f"{self.partner_code}-{held.reference}-{status}",
                 "reference": held.reference,
                 "status": status,
@@ -354,9 +419,10 @@ class PartnerBook:
 
     def record_delivery(self, delivered: int, requests: int, error: str | None) -> None:
         """Drop the first `delivered` pending confirmations, the receiver has them."""
-        with self._lock:
-            for _ in range(delivered):
-                self._pending.popleft()
+        with self._changing():
+            taken = [self._pending.popleft()["event_id"] for _ in range(delivered)]
+            if taken:
+                self._record({"t": "acknowledged", "event_ids": taken})
             self._callbacks_delivered += delivered
             self._callback_requests += requests
             if error is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 import click
@@ -26,11 +27,11 @@ from connectors.simulators.rest import (
     _json_object,
     add_sim_controls,
     make_partner_api,
+    open_book,
     rest_command,
     serve,
     simulator_setup,
 )
-from connectors.simulators.rest_book import PartnerBook
 from connectors.simulators.rest_callbacks import CallbackSender
 from connectors.simulators.rest_statement import render_statement
 from connectors.wallet import STATUS_TO_STATE
@@ -140,10 +141,10 @@ def create_app(simulator: Simulator) -> Flask:
 
 def _run(port: int, host: str, partner_code: str, callback_url: str, key_env: str | None,
          seed: int, auto_advance_seconds: float, callback_batch: int,
-         **fault_options: Any) -> None:
+         journal_path: Path | None, **fault_options: Any) -> None:
     """Run a simulated mobile wallet operator speaking the wallet protocol."""
     keys, faults = simulator_setup(partner_code, callback_url, key_env, fault_options)
-    book = PartnerBook(partner_code, seed, faults, two_step=False)
+    book = open_book(partner_code, seed, faults, journal_path, two_step=False)
     sender = CallbackSender(book, callback_url, keys, callback_batch, render_notifications)
     simulator = Simulator(book, sender, keys)
     serve(simulator, create_app(simulator), host, port, auto_advance_seconds)
