@@ -86,9 +86,11 @@ def test_each_disagreement_is_counted_and_named_then_settled(world, officers, tm
     assert "partners' books: agree" in clean.stdout
     assert set(_scraped(svc).values()) == {0}
 
-    # A crash left r2..r4 queued although the partner paid them: r2, r3 by its
-    # confirmations, r4 by its statement.
-    world.move(r[2:5], S.UNKNOWN, S.QUEUED)
+    # A crash left r2, r3 queued although the partner paid them (its confirmations
+    # were recorded); r4 was cancelled here, and the partner's statement says it paid.
+    # (A queued transfer on a statement is taken to paid by the statement itself.)
+    world.move(r[2:4], S.UNKNOWN, S.QUEUED)
+    world.move([r[4]], S.CANCELLED)
     _partner_says(world, r[2:4], "paid")
     # r5 paid here, the partner now says it never received it; r6 paid here
     # and left out of the next statement.
