@@ -17,12 +17,14 @@ PIP_TOOLS   := pip-tools==7.6.2
 LOCK_ARGS   ?=
 SERVICES    := $(VENV_PY) tests/support/services.py
 SERVICES_ENV := tests/.services.env
-PYTEST_ARGS ?=
+# The short chaos run is deselected from the default run until it is steady under a loaded
+# machine (issue 10's note); `make chaos-short` runs it alone.
+PYTEST_ARGS ?= -m "not chaos"
 # 1: pytest's "no tests collected" (exit 5) counts as success (used by .ci/run while the
 # suite is young; a run that collects nothing still says so loudly).
 ALLOW_NO_TESTS ?=
 
-.PHONY: help venv install lock lint run test bench bench-recon chaos migrate services services-stop \
+.PHONY: help venv install lock lint run test bench bench-recon chaos chaos-short migrate services services-stop \
   clean distclean
 
 help:
@@ -145,6 +147,10 @@ CHAOS_ARGS ?= --households 50000 --faults 200 --seed 1 --report RELIABILITY.md
 
 chaos: install
 	$(VENV_PY) -m tests.chaos $(CHAOS_ARGS)
+
+# The short run (2,000 households, 13 faults) as the pytest test it is.
+chaos-short:
+	$(MAKE) test PYTEST_ARGS='-m chaos tests/chaos'
 
 # ---------------------------------------------------------------- cleanup
 

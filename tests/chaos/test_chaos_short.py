@@ -11,7 +11,7 @@ from tests.chaos.faults import KINDS
 from tests.chaos.report import render
 from tests.chaos.runner import Options, run
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 
 HOUSEHOLDS = 2_000
 FAULTS = len(KINDS)
