@@ -19,14 +19,10 @@ from disbursement.db.models import (
     Transfer,
     TransferEvent,
 )
-from disbursement.domain.states import TransferStatus as S
-from disbursement.services.batches import approval as batches
-from disbursement.services.cycles import planning
 from disbursement.services.officers import users
-from disbursement.services.registry import importing as registry
-from disbursement.services.tracking import transitions
 from disbursement.web.app import create_app
 from tests.conftest import PARTNER_KEYS
+from tests.support.cycle import sent_references
 
 pytestmark = pytest.mark.integration
 
@@ -39,28 +35,7 @@ def _error(code: str, message: str, details=None) -> dict:
 def sent(svc, officers, households_csv) -> dict[str, list[str]]:
     """Planned, approved, then moved queued -> sent the way dispatch moves
     them; returns the references by partner."""
-    path = households_csv(40)
-    with path.open("rb") as stream:
-        registry.import_households(svc, stream, path.name, officers.maker)
-    plan = planning.plan_cycle(svc, "asd", "2026-12", officers.maker)
-    assert plan.batches_created
-    for batch_id in plan.batches_created:
-        batches.submit(svc, batch_id, officers.maker)
-        assert batches.approve(svc, batch_id, officers.approver).status == "approved"
-    with svc.uow() as session:
-        ids = session.execute(select(Transfer.id)).scalars().all()
-        transitions.move(session, ids, S.QUEUED, source="officer", actor="maker",
-                         detail="released")
-        by_partner_ids: dict[str, list[int]] = {}
-        for partner, transfer_id in session.execute(select(Transfer.partner_code, Transfer.id)):
-            by_partner_ids.setdefault(partner, []).append(transfer_id)
-        for partner, partner_ids in by_partner_ids.items():
-            transitions.move(session, partner_ids, S.SENT, source="dispatch", actor=partner)
-        session.commit()
-        by_partner: dict[str, list[str]] = {}
-        for partner, reference in session.execute(select(Transfer.partner_code, Transfer.reference)
-                                                   .order_by(Transfer.reference)):
-            by_partner.setdefault(partner, []).append(reference)
+    by_partner = sent_references(svc, officers, households_csv(40))
     assert len(by_partner.get("BARID", [])) >= 3 and len(by_partner.get("CASHPLUS", [])) >= 1
     return by_partner
 

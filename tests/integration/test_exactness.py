@@ -28,12 +28,10 @@ from connectors import signing
 from disbursement.db.models import LedgerLine, Transfer, TransferEvent
 from disbursement.db.models.ledger import ReconException
 from disbursement.demo import api_listener, api_server, listener_url
-from disbursement.domain.states import TransferStatus as S
 from disbursement.services.officers import users
-from disbursement.services.tracking import transitions
 from reconciliation import expiry
 from tests.conftest import PARTNER_KEYS
-from tests.support.cycle import approve_all, import_and_plan
+from tests.support.cycle import sent_references
 
 # PostgreSQL only: row locks and parallel requests are what is under test.
 pytestmark = [pytest.mark.integration,
@@ -53,16 +51,7 @@ class World:
 def world(pg_svc, officers, households_csv) -> Iterator[World]:
     """Our API on PostgreSQL, served from threads, with PARTNER's transfers sent."""
     svc = pg_svc
-    plan = import_and_plan(svc, officers, households_csv(600))
-    approve_all(svc, officers, plan)
-    with svc.uow() as session:
-        ids = list(session.execute(select(Transfer.id).where(
-            Transfer.partner_code == PARTNER)).scalars())
-        transitions.move(session, ids, S.QUEUED, source="officer", actor="maker")
-        transitions.move(session, ids, S.SENT, source="dispatch", actor=PARTNER)
-        session.commit()
-        refs = sorted(session.execute(select(Transfer.reference).where(
-            Transfer.partner_code == PARTNER)).scalars())
+    refs = sent_references(svc, officers, households_csv(600))[PARTNER]
     assert len(refs) >= 150
     with ExitStack() as stack:
         listener = stack.enter_context(api_listener("127.0.0.1", 0))
